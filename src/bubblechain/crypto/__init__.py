@@ -1,0 +1,1 @@
+"""Signatures, canonical encodings and the C2SP signed-note formats."""

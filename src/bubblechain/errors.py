@@ -1,0 +1,38 @@
+"""Error types shared by the library and the command line.
+
+The CLI maps `UsageError` (bad input, unreadable files, wrong home) to exit 2;
+everything that is a *finding* about the record is reported, not raised.
+"""
+
+
+class BubblechainError(Exception):
+    """Base of all errors this package raises on purpose."""
+
+
+class UsageError(BubblechainError, ValueError):
+    """Bad input: a wrong path, a missing or unreadable file, a refused operation."""
+
+
+class KeyFileError(UsageError):
+    """A key file is missing, unreadable, malformed or too widely readable."""
+
+
+class StoreError(UsageError):
+    """A SQLite store is missing, corrupt, or not a bubblechain store."""
+
+
+class Rejected(BubblechainError, ValueError):
+    """A message broke a ledger rule; the text says which rule and why."""
+
+
+class WitnessRefusal(BubblechainError):
+    """A witness declined to cosign a block; the text says why."""
+
+    def __init__(self, witness: str, reason: str):
+        super().__init__(f"witness {witness} refused: {reason}")
+        self.witness = witness
+        self.reason = reason
+
+
+class NotFinal(BubblechainError):
+    """Blocks could not reach the witness quorum."""

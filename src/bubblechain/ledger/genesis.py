@@ -1,0 +1,89 @@
+"""The genesis: the one document auditors pin out of band.
+
+It names the log (origin), the sequencer key, the witness keys, the quorum and
+the admin key. Everything on the ledger is checked back to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from ..crypto import canonical
+from ..crypto.keys import PublicIdentity, validate_key_name
+
+GENESIS_VERSION = 1
+
+
+def _ident(doc: dict[str, Any]) -> PublicIdentity:
+    key = base64.b64decode(doc["key"], validate=True)
+    if len(key) != 32:
+        raise ValueError(f"key of {doc['name']!r} is not a 32-byte Ed25519 key")
+    return PublicIdentity(validate_key_name(doc["name"]), key)
+
+
+def _doc(ident: PublicIdentity) -> dict[str, str]:
+    return {"name": ident.name, "key": ident.public_b64}
+
+
+@dataclass(frozen=True)
+class Genesis:
+    origin: str
+    sequencer: PublicIdentity
+    witnesses: tuple[PublicIdentity, ...]
+    quorum: int
+    admin: PublicIdentity
+    created: int  # microseconds since the epoch
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.quorum <= len(self.witnesses):
+            raise ValueError(
+                f"quorum {self.quorum} must be between 1 and the number of witnesses "
+                f"({len(self.witnesses)})"
+            )
+        names = [self.sequencer.name, self.admin.name, *(w.name for w in self.witnesses)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node names in the genesis must be distinct: {names}")
+
+    def doc(self) -> dict[str, Any]:
+        return {
+            "v": GENESIS_VERSION,
+            "origin": self.origin,
+            "sequencer": _doc(self.sequencer),
+            "witnesses": [_doc(w) for w in self.witnesses],
+            "quorum": self.quorum,
+            "admin": _doc(self.admin),
+            "created": self.created,
+        }
+
+    def to_bytes(self) -> bytes:
+        return canonical.dumps(self.doc())
+
+    @property
+    def hash(self) -> bytes:
+        return hashlib.sha256(self.to_bytes()).digest()
+
+    def witness(self, name: str) -> PublicIdentity | None:
+        return next((w for w in self.witnesses if w.name == name), None)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Genesis:
+        try:
+            if doc.get("v") != GENESIS_VERSION:
+                raise ValueError(f"unsupported genesis version {doc.get('v')!r}")
+            return cls(
+                origin=validate_key_name(doc["origin"]),
+                sequencer=_ident(doc["sequencer"]),
+                witnesses=tuple(_ident(w) for w in doc["witnesses"]),
+                quorum=int(doc["quorum"]),
+                admin=_ident(doc["admin"]),
+                created=int(doc["created"]),
+            )
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"genesis is missing or has a malformed field: {e}") from None
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Genesis:
+        return cls.from_doc(canonical.loads(data))

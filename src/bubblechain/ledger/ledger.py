@@ -1,0 +1,405 @@
+"""The `Ledger` API: one home directory holding a sequencer and its embedded witnesses.
+
+`Ledger.init` creates keys, the genesis, the sequencer store and one replica per
+witness, and finalises the genesis block; `Ledger.open` resumes (re-sending any
+block a crash left without its quorum). The CLI is a thin layer over this class.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..artifacts import ArtifactStore
+from ..crypto.keys import SIG_COSIGNATURE_V1, SIG_ED25519, Identity, validate_key_name
+from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
+from ..errors import Rejected, StoreError, UsageError
+from ..fsutil import fsync_dir, write_atomic
+from ..home import Home, resolve_home
+from ..witness.local import REPLICA_FILE, LocalWitness
+from .block import parse_header
+from .genesis import Genesis
+from .message import Message, now_us
+from .sequencer import Sequencer
+from .store import MessageRow, Store
+
+
+@dataclass(frozen=True)
+class Appended:
+    """Where an appended message landed: its id (hex) and its log index."""
+
+    id: str
+    index: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A message as read back from the ledger."""
+
+    index: int
+    block: int
+    message: Message
+
+    @property
+    def id(self) -> str:
+        return self.message.id_hex
+
+    @property
+    def kind(self) -> str:
+        return self.message.kind
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.message.body
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return self.message.fields
+
+
+def read_genesis(home: Home) -> Genesis:
+    """Load the pinned genesis of a home, with a clear error when it cannot be used."""
+    if not home.root.is_dir():
+        raise UsageError(f"no ledger at {home.root}: run `bubblechain init` or pass --home")
+    try:
+        raw = home.genesis.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"no ledger at {home.root}: {home.genesis.name} is missing") from None
+    except OSError as e:
+        raise UsageError(f"genesis file {home.genesis} is unreadable: {e.strerror}") from None
+    try:
+        return Genesis.from_bytes(raw)
+    except ValueError as e:
+        raise UsageError(f"genesis file {home.genesis} is malformed: {e}") from None
+
+
+def open_store(home: Home, genesis: Genesis, *, readonly: bool) -> Store:
+    store = Store.open(home.store, readonly=readonly)
+    try:
+        if store.genesis.hash != genesis.hash:
+            raise StoreError(f"ledger store {home.store} belongs to a different genesis")
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+class _HomeLock:
+    """An exclusive lock so that one process at a time sequences a home."""
+
+    def __init__(self, path: Path, timeout: float):
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    raise UsageError(
+                        f"ledger {path.parent} is in use by another process (lock {path})"
+                    ) from None
+                time.sleep(0.05)
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+class Ledger:
+    """A home's ledger: append messages, wait for finality, read, verify."""
+
+    def __init__(self, home: Home, genesis: Genesis, store: Store, *, readonly: bool):
+        self.home = home
+        self.genesis = genesis
+        self.store = store
+        self.readonly = readonly
+        self.artifacts = ArtifactStore(home.artifacts)
+        self._sequencer: Sequencer | None = None
+        self._witnesses: list[LocalWitness] = []
+        self._lock: _HomeLock | None = None
+        self._admin: Identity | None = None
+
+    # -- creating and opening --------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        home: str | os.PathLike | None = None,
+        witnesses: int = 3,
+        quorum: int = 2,
+        origin: str | None = None,
+        **options: Any,
+    ) -> Ledger:
+        """Create keys, genesis, stores and replicas, finalise the genesis block, open it."""
+        root = resolve_home(home)
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise UsageError(f"{root} already exists and is not empty; refusing to overwrite it")
+        if witnesses < 1:
+            raise UsageError(f"--witnesses must be at least 1, got {witnesses}")
+        if not 1 <= quorum <= witnesses:
+            raise UsageError(f"--quorum must be between 1 and {witnesses}, got {quorum}")
+        origin = origin or f"bubblechain.local/ledger-{secrets.token_hex(4)}"
+        try:
+            validate_key_name(origin)
+        except ValueError as e:
+            raise UsageError(f"--origin: {e}") from None
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = root.parent / f".{root.name}.init-{secrets.token_hex(4)}"
+        try:
+            cls._build(Home(tmp), witnesses, quorum, origin)
+            if root.exists():
+                root.rmdir()
+            os.rename(tmp, root)
+            fsync_dir(root.parent)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return cls.open(root, **options)
+
+    @staticmethod
+    def _build(home: Home, n_witnesses: int, quorum: int, origin: str) -> None:
+        home.keys.mkdir(parents=True, mode=0o700)
+        admin = Identity.generate("admin")
+        sequencer = Identity.generate(origin)
+        witness_ids = [Identity.generate(f"w{i + 1}") for i in range(n_witnesses)]
+        genesis = Genesis(
+            origin=origin,
+            sequencer=sequencer.public,
+            witnesses=tuple(w.public for w in witness_ids),
+            quorum=quorum,
+            admin=admin.public,
+            created=now_us(),
+        )
+        admin.save(home.key("admin"))
+        sequencer.save(home.key("sequencer"))
+        write_atomic(home.genesis, genesis.to_bytes())
+        store = Store.create(home.store, genesis, "sequencer", origin)
+        witnesses = [LocalWitness.create(home.witness(w.name), w, genesis) for w in witness_ids]
+        seq = Sequencer(store, Store.open(home.store, readonly=True), sequencer, witnesses)
+        try:
+            seq.submit(Message.create(admin, "genesis", genesis.doc(), seq=1))
+            seq.flush(timeout=60)
+        finally:
+            seq.close()
+            seq.reader.close()
+            store.close()
+            for w in witnesses:
+                w.close()
+
+    @classmethod
+    def open(
+        cls,
+        home: str | os.PathLike | None = None,
+        *,
+        readonly: bool = False,
+        block_size: int = 1000,
+        block_delay: float = 0.05,
+        lock_timeout: float = 30.0,
+    ) -> Ledger:
+        """Open a home; unless read-only, lock it and start sequencing."""
+        h = Home(resolve_home(home))
+        genesis = read_genesis(h)
+        store = open_store(h, genesis, readonly=readonly)
+        led = cls(h, genesis, store, readonly=readonly)
+        if readonly:
+            return led
+        try:
+            led._lock = _HomeLock(h.lock, lock_timeout)
+            led._admin = Identity.load(h.key("admin"))
+            seq_id = Identity.load(h.key("sequencer"))
+            if seq_id.public != genesis.sequencer:
+                raise UsageError(f"key file {h.key('sequencer')} is not the genesis sequencer key")
+            led._witnesses = [LocalWitness.open(h.witness(w.name)) for w in genesis.witnesses]
+            led._sequencer = Sequencer(
+                store,
+                Store.open(h.store, readonly=True),
+                seq_id,
+                led._witnesses,
+                block_size=block_size,
+                block_delay=block_delay,
+            )
+        except BaseException:
+            led._release()
+            raise
+        return led
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------
+    @property
+    def sequencer(self) -> Sequencer:
+        if self._sequencer is None:
+            raise UsageError(f"ledger {self.home.root} is open read-only")
+        return self._sequencer
+
+    @property
+    def admin(self) -> Identity:
+        if self._admin is None:
+            self._admin = Identity.load(self.home.key("admin"))
+        return self._admin
+
+    def append(
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        *,
+        signer: Identity | None = None,
+        bubble: str | None = None,
+        last: str | None = None,
+        state: str | None = None,
+        inputs: Iterable[str] = (),
+        outputs: Iterable[str] = (),
+        code: str | None = None,
+        job: str | None = None,
+    ) -> Appended:
+        """Sign `body` as `signer` (the admin by default), validate and sequence it.
+
+        Returns at once with the message id and log index; `flush()` waits until
+        it is final.
+        """
+        seq = self.sequencer
+        signer = signer or self.admin
+        with seq._lock:
+            registered = seq.state.nodes.get(signer.name)
+            if registered is None or registered[0] != signer.public_key:
+                raise Rejected(f"signer {signer.name!r} is not registered with this key")
+            msg = Message.create(
+                signer, kind, body, seq=seq.next_seq(signer.name), bubble=bubble, last=last,
+                state=state, inputs=inputs, outputs=outputs, code=code, job=job,
+            )  # fmt: skip
+            # The signature was just made with the registered key: no need to re-verify it.
+            index = seq.submit(msg, verify_sig=False)
+        return Appended(msg.id_hex, index)
+
+    def submit(self, message: Message) -> Appended:
+        """Sequence a message another node signed (its signature is checked)."""
+        return Appended(message.id_hex, self.sequencer.submit(message))
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait until everything appended so far is final; return the final height."""
+        return self.sequencer.flush(timeout)
+
+    def register_node(self, name: str, public_key: bytes, role: str) -> Appended:
+        """Admit a node's key to the ledger (an admin-signed `node.register`)."""
+        import base64
+
+        body = {"name": name, "key": base64.b64encode(public_key).decode(), "role": role}
+        return self.append("node.register", body)
+
+    def close(self, timeout: float | None = 120) -> None:
+        """Finalise what is pending, then stop; the home stays consistent either way."""
+        try:
+            if self._sequencer is not None:
+                self._sequencer.flush(timeout)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._sequencer is not None:
+            self._sequencer.close()
+            self._sequencer.reader.close()
+            self._sequencer = None
+        for w in self._witnesses:
+            w.close()
+        self._witnesses = []
+        self.store.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    # -- reading -----------------------------------------------------------------------------
+    def entries(self, kind: str | None = None, start: int = 0) -> Iterator[Entry]:
+        for r in self.store.messages(kind=kind, start=start):
+            yield _entry(r)
+
+    def entry(self, message_id: str) -> Entry | None:
+        r = self.store.message_by_id(bytes.fromhex(message_id))
+        return None if r is None else _entry(r)
+
+    def final_height(self) -> int:
+        if self._sequencer is not None:
+            return self._sequencer.final_height
+        counts = dict(
+            self.store.con.execute(
+                "SELECT height, COUNT(*) FROM cosignatures GROUP BY height"
+            ).fetchall()
+        )
+        h = -1
+        while counts.get(h + 1, 0) >= self.genesis.quorum:
+            h += 1
+        return h
+
+    def checkpoint(self, height: int | None = None) -> str:
+        """The latest final checkpoint as a C2SP signed note with its valid cosignatures."""
+        h = self.final_height() if height is None else height
+        row = self.store.block(h)
+        if row is None:
+            raise UsageError(f"block {h} is not in the ledger at {self.home.root}")
+        note = SignedNote.parse(row.checkpoint)
+        for name, line in sorted(self.store.cosignatures(h).items()):
+            w = self.genesis.witness(name)
+            sig = NoteSignature.parse_line(line)
+            if w is not None and verify_cosignature(note.body, sig, w):
+                note = note.with_signature(sig)
+        return note.text()
+
+    def vkeys(self) -> list[str]:
+        """The sequencer's verifier key, then each witness's (C2SP vkey form)."""
+        g = self.genesis
+        return [g.sequencer.vkey(SIG_ED25519)] + [w.vkey(SIG_COSIGNATURE_V1) for w in g.witnesses]
+
+    def status(self) -> dict[str, Any]:
+        head = self.store.head()
+        final = self.final_height()
+        final_row = self.store.block(final) if final >= 0 else None
+        links = {}
+        if self._sequencer is not None:
+            links = {link.witness.name: link for link in self._sequencer.links}
+        witnesses = []
+        for w in self.genesis.witnesses:
+            info: dict[str, Any] = {"name": w.name, "height": None, "size": None}
+            try:
+                rs = Store.open(self.home.witness(w.name) / REPLICA_FILE, readonly=True)
+                try:
+                    wh = rs.head()
+                    if wh is not None:
+                        info["height"] = wh.height
+                        info["size"] = parse_header(wh.header)["size"]
+                        line = rs.cosignatures(wh.height).get(w.name)
+                        info["cosigned_at"] = (
+                            NoteSignature.parse_line(line).timestamp if line else None
+                        )
+                finally:
+                    rs.close()
+            except StoreError as e:
+                info["error"] = str(e)
+            link = links.get(w.name)
+            if link is not None and (link.refusal or link.error):
+                info["error"] = link.refusal or link.error
+            witnesses.append(info)
+        return {
+            "home": str(self.home.root),
+            "origin": self.genesis.origin,
+            "genesis": self.genesis.hash.hex(),
+            "height": head.height if head else -1,
+            "size": parse_header(head.header)["size"] if head else 0,
+            "final_height": final,
+            "final_size": parse_header(final_row.header)["size"] if final_row else 0,
+            "quorum": self.genesis.quorum,
+            "witnesses": witnesses,
+        }
+
+
+def _entry(r: MessageRow) -> Entry:
+    return Entry(r.idx, r.block, Message.from_parts(r.payload, r.sig))

@@ -1,0 +1,161 @@
+"""The ledger's acceptance rules and the state they need.
+
+The sequencer (before ordering), each witness (before cosigning) and the offline
+verifier (replaying from genesis) all run `LedgerState.accept`, so a message is
+judged the same way wherever it is checked.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..crypto.keys import verify_signature
+from ..errors import Rejected
+from .genesis import Genesis
+from .kinds import KINDS
+from .message import Message
+
+
+@dataclass
+class Delta:
+    """State changed since the last persist, to write in the block's transaction."""
+
+    nodes: dict[str, tuple[bytes, str, int]] = field(default_factory=dict)
+    seqs: dict[str, int] = field(default_factory=dict)
+    bubbles: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+    jobs: dict[str, tuple[bool, int]] = field(default_factory=dict)
+    artifacts: dict[bytes, int] = field(default_factory=dict)
+
+
+class LedgerState:
+    """Registered keys, sender sequences, bubble states, open jobs and known hashes.
+
+    `known_in_store` answers "is this hash already committed?" from a store, so
+    the full set of ids never has to sit in memory; hashes accepted since the
+    last persist are held in `recent`.
+    """
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        known_in_store: Callable[[bytes], bool] | None = None,
+    ):
+        self.genesis = genesis
+        self.size = 0
+        self.nodes: dict[str, tuple[bytes, str]] = {}
+        self.seqs: dict[str, int] = {}
+        self.bubbles: dict[str, str | None] = {}
+        self.jobs: dict[str, bool] = {}
+        self.recent: dict[bytes, int] = {}  # id or artifact hash -> log index
+        self._known_in_store = known_in_store
+        self.delta = Delta()
+        self._register(genesis.admin.name, genesis.admin.public_key, "admin", -1)
+
+    # -- queries --------------------------------------------------------------
+    def known(self, h: bytes) -> bool:
+        if h in self.recent:
+            return True
+        return self._known_in_store is not None and self._known_in_store(h)
+
+    # -- the rules ------------------------------------------------------------
+    def check(self, m: Message, *, verify_sig: bool = True) -> None:
+        """Raise `Rejected` naming the rule `m` breaks at the next log index."""
+        f = m.fields
+        kind, sender = f["kind"], f["sender"]
+        if self.size == 0:
+            self._check_genesis(m)
+            return
+        if kind == "genesis":
+            raise Rejected("a genesis message is only allowed at index 0")
+        rule = KINDS.get(kind)
+        if rule is None:
+            raise Rejected(f"unknown message kind {kind!r}")
+        node = self.nodes.get(sender)
+        if node is None:
+            raise Rejected(f"sender {sender!r} is not registered")
+        if verify_sig and not verify_signature(node[0], m.signed_bytes, m.signature):
+            raise Rejected(f"signature does not verify under {sender!r}'s registered key")
+        expected = self.seqs.get(sender, 0) + 1
+        if f["seq"] != expected:
+            if f["seq"] < expected and self.known(m.id):
+                raise Rejected(f"duplicate: message {m.id.hex()[:16]} is already on the ledger")
+            raise Rejected(
+                f"sequence {f['seq']} from {sender!r} out of order (expected {expected})"
+            )
+        if rule.admin_only and sender != self.genesis.admin.name:
+            raise Rejected(f"{kind} must be signed by the admin, not {sender!r}")
+        job = f["job"]
+        if rule.opens_job:
+            if job is None or job in self.jobs:
+                raise Rejected(f"{kind} must open a new job; job {job!r} already exists")
+        elif rule.needs_job or job is not None:
+            if job is None or not self.jobs.get(job, False):
+                raise Rejected(f"{kind} names job {job!r}, which is not open")
+        bubble = f["bubble"]
+        if bubble is not None:
+            if f["state"] is None:
+                raise Rejected(f"message from bubble {bubble!r} has no state hash")
+            if bubble in self.bubbles and f["last"] != self.bubbles[bubble]:
+                raise Rejected(
+                    f"state discontinuity in bubble {bubble!r}: last_state {f['last']} "
+                    f"is not its recorded state {self.bubbles[bubble]}"
+                )
+        for h in f["inputs"]:
+            if not self.known(bytes.fromhex(h)):
+                raise Rejected(f"input {h} is neither a message nor an artifact on the ledger")
+        if rule.check_body is not None:
+            rule.check_body(f["body"])
+
+    def _check_genesis(self, m: Message) -> None:
+        g = self.genesis
+        if m.kind != "genesis" or m.sender != g.admin.name or m.seq != 1:
+            raise Rejected("index 0 must be the genesis message, sent by the admin with seq 1")
+        if m.body != g.doc():
+            raise Rejected("genesis message body differs from the pinned genesis")
+        if not verify_signature(g.admin.public_key, m.signed_bytes, m.signature):
+            raise Rejected("genesis message is not signed by the pinned admin key")
+
+    def apply(self, m: Message) -> int:
+        """Record an accepted message; return its log index."""
+        index = self.size
+        f = m.fields
+        d = self.delta
+        sender = f["sender"]
+        self.seqs[sender] = d.seqs[sender] = f["seq"]
+        self.recent[m.id] = index
+        for h in f["outputs"]:
+            hb = bytes.fromhex(h)
+            if not self.known(hb):
+                self.recent[hb] = index
+                d.artifacts[hb] = index
+        if f["bubble"] is not None:
+            self.bubbles[f["bubble"]] = f["state"]
+            d.bubbles[f["bubble"]] = (f["state"], index)
+        rule = KINDS.get(f["kind"])
+        if rule is not None and f["job"] is not None and (rule.opens_job or rule.closes_job):
+            self.jobs[f["job"]] = rule.opens_job
+            d.jobs[f["job"]] = (rule.opens_job, index)
+        if f["kind"] == "node.register":
+            b = f["body"]
+            self._register(b["name"], base64.b64decode(b["key"]), b["role"], index)
+        self.size = index + 1
+        return index
+
+    def accept(self, m: Message, *, verify_sig: bool = True) -> int:
+        self.check(m, verify_sig=verify_sig)
+        return self.apply(m)
+
+    def _register(self, name: str, key: bytes, role: str, index: int) -> None:
+        self.nodes[name] = (key, role)
+        self.delta.nodes[name] = (key, role, index)
+
+    def take_delta(self) -> Delta:
+        d, self.delta = self.delta, Delta()
+        return d
+
+    def forget_recent(self, upto_index: int) -> None:
+        """Drop in-memory hashes that a store now answers for."""
+        if self._known_in_store is not None:
+            self.recent = {h: i for h, i in self.recent.items() if i >= upto_index}

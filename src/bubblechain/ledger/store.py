@@ -1,0 +1,333 @@
+"""SQLite storage of one node's copy of the ledger (the sequencer's or a witness's).
+
+WAL mode with synchronous=FULL: a committed block survives power loss, and a
+block, its messages, the derived validation state and the compact tree are one
+transaction, so a crash leaves the previous block or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import StoreError
+from .genesis import Genesis
+from .rules import Delta, LedgerState
+
+STORE_FORMAT = "bubblechain-store/1"
+
+_SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE blocks(
+    height INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL,
+    header BLOB NOT NULL,
+    checkpoint TEXT NOT NULL
+);
+CREATE TABLE messages(
+    idx INTEGER PRIMARY KEY,
+    id BLOB NOT NULL,
+    block INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    leaf BLOB NOT NULL,
+    payload BLOB NOT NULL,
+    sig BLOB NOT NULL
+);
+CREATE INDEX messages_id ON messages(id);
+CREATE INDEX messages_kind ON messages(kind, idx);
+CREATE TABLE cosignatures(
+    height INTEGER NOT NULL,
+    witness TEXT NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY(height, witness)
+);
+CREATE TABLE nodes(name TEXT PRIMARY KEY, key BLOB NOT NULL, role TEXT NOT NULL, idx INTEGER);
+CREATE TABLE senders(name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE bubbles(id TEXT PRIMARY KEY, state TEXT, idx INTEGER NOT NULL);
+CREATE TABLE jobs(id TEXT PRIMARY KEY, open INTEGER NOT NULL, idx INTEGER NOT NULL);
+CREATE TABLE artifacts(hash BLOB PRIMARY KEY, idx INTEGER NOT NULL);
+CREATE TABLE evidence(
+    seq INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    checkpoint TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class BlockRow:
+    height: int
+    hash: bytes
+    header: bytes
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    idx: int
+    id: bytes
+    block: int
+    kind: str
+    sender: str
+    leaf: bytes
+    payload: bytes
+    sig: bytes
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        con = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+    con.execute("PRAGMA busy_timeout=10000")
+    return con
+
+
+class Store:
+    """One node's SQLite copy of the ledger."""
+
+    def __init__(self, path: Path, con: sqlite3.Connection, readonly: bool):
+        self.path = path
+        self.con = con
+        self.readonly = readonly
+
+    # -- opening ------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, genesis: Genesis, role: str, node: str) -> Store:
+        path = Path(path)
+        if path.exists():
+            raise StoreError(f"store {path} already exists")
+        con = _connect(path, readonly=False)
+        con.executescript(_SCHEMA)
+        with con:
+            con.execute("BEGIN")
+            con.executemany(
+                "INSERT INTO meta(key, value) VALUES(?, ?)",
+                [
+                    ("format", STORE_FORMAT.encode()),
+                    ("genesis", genesis.to_bytes()),
+                    ("role", role.encode()),
+                    ("node", node.encode()),
+                ],
+            )
+        return cls(path, con, readonly=False)
+
+    @classmethod
+    def open(cls, path: Path, *, readonly: bool = False) -> Store:
+        """Open an existing store, turning SQLite's failures into one clear line."""
+        path = Path(path)
+        if not path.is_file():
+            raise StoreError(f"ledger store {path} does not exist")
+        try:
+            con = _connect(path, readonly=readonly)
+            fmt = con.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"ledger store {path} is unreadable or corrupt: {e}") from None
+        if fmt is None or bytes(fmt[0]) != STORE_FORMAT.encode():
+            con.close()
+            raise StoreError(f"{path} is not a {STORE_FORMAT} store")
+        return cls(path, con, readonly)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def integrity_problems(self) -> list[str]:
+        """SQLite's own page-level check; empty when the file is structurally sound."""
+        try:
+            rows = self.con.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as e:
+            return [str(e)]
+        return [] if rows == [("ok",)] else [r[0] for r in rows]
+
+    # -- meta ---------------------------------------------------------------
+    def meta(self, key: str) -> bytes | None:
+        row = self.con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    @property
+    def genesis(self) -> Genesis:
+        raw = self.meta("genesis")
+        if raw is None:
+            raise StoreError(f"store {self.path} has no genesis")
+        return Genesis.from_bytes(raw)
+
+    # -- reads ----------------------------------------------------------------
+    def head(self) -> BlockRow | None:
+        row = self.con.execute(
+            "SELECT height, hash, header, checkpoint FROM blocks ORDER BY height DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else BlockRow(row[0], bytes(row[1]), bytes(row[2]), row[3])
+
+    def block(self, height: int) -> BlockRow | None:
+        row = self.con.execute(
+            "SELECT height, hash, header, checkpoint FROM blocks WHERE height=?", (height,)
+        ).fetchone()
+        return None if row is None else BlockRow(row[0], bytes(row[1]), bytes(row[2]), row[3])
+
+    def blocks(self) -> Iterator[BlockRow]:
+        cur = self.con.execute(
+            "SELECT height, hash, header, checkpoint FROM blocks ORDER BY height"
+        )
+        for row in cur:
+            yield BlockRow(row[0], bytes(row[1]), bytes(row[2]), row[3])
+
+    def messages(
+        self,
+        *,
+        block: int | None = None,
+        kind: str | None = None,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> Iterator[MessageRow]:
+        sql = "SELECT idx, id, block, kind, sender, leaf, payload, sig FROM messages WHERE idx>=?"
+        args: list[object] = [start]
+        if stop is not None:
+            sql += " AND idx<?"
+            args.append(stop)
+        if block is not None:
+            sql += " AND block=?"
+            args.append(block)
+        if kind is not None:
+            sql += " AND kind=?"
+            args.append(kind)
+        for r in self.con.execute(sql + " ORDER BY idx", args):
+            yield MessageRow(r[0], bytes(r[1]), r[2], r[3], r[4], bytes(r[5]), bytes(r[6]),
+                             bytes(r[7]))  # fmt: skip
+
+    def message_by_id(self, mid: bytes) -> MessageRow | None:
+        r = self.con.execute(
+            "SELECT idx, id, block, kind, sender, leaf, payload, sig FROM messages WHERE id=?",
+            (mid,),
+        ).fetchone()
+        if r is None:
+            return None
+        return MessageRow(
+            r[0], bytes(r[1]), r[2], r[3], r[4], bytes(r[5]), bytes(r[6]), bytes(r[7])
+        )
+
+    def leaves(self, stop: int | None = None) -> list[bytes]:
+        sql = "SELECT leaf FROM messages"
+        args: tuple[int, ...] = ()
+        if stop is not None:
+            sql += " WHERE idx<?"
+            args = (stop,)
+        return [bytes(r[0]) for r in self.con.execute(sql + " ORDER BY idx", args)]
+
+    def size(self) -> int:
+        row = self.con.execute("SELECT MAX(idx) FROM messages").fetchone()
+        return 0 if row[0] is None else row[0] + 1
+
+    def cosignatures(self, height: int) -> dict[str, str]:
+        rows = self.con.execute(
+            "SELECT witness, line FROM cosignatures WHERE height=? ORDER BY witness", (height,)
+        )
+        return dict(rows.fetchall())
+
+    def known(self, h: bytes) -> bool:
+        """Whether `h` is a committed message id or declared artifact."""
+        c = self.con
+        return (
+            c.execute("SELECT 1 FROM messages WHERE id=?", (h,)).fetchone() is not None
+            or c.execute("SELECT 1 FROM artifacts WHERE hash=?", (h,)).fetchone() is not None
+        )
+
+    def evidence(self) -> list[tuple[int, str, str]]:
+        return self.con.execute(
+            "SELECT time, reason, checkpoint FROM evidence ORDER BY seq"
+        ).fetchall()
+
+    # -- validation state -------------------------------------------------------
+    def load_state(self) -> LedgerState:
+        """The rules' state as of the last committed block, without replaying the log."""
+        st = LedgerState(self.genesis, self.known)
+        c = self.con
+        for name, key, role in c.execute("SELECT name, key, role FROM nodes"):
+            st.nodes[name] = (bytes(key), role)
+        st.seqs = dict(c.execute("SELECT name, seq FROM senders").fetchall())
+        st.bubbles = dict(c.execute("SELECT id, state FROM bubbles").fetchall())
+        st.jobs = {j: bool(o) for j, o in c.execute("SELECT id, open FROM jobs")}
+        st.size = self.size()
+        st.delta = Delta()
+        return st
+
+    # -- writes -----------------------------------------------------------------
+    def write_block(
+        self,
+        block: BlockRow,
+        rows: list[tuple[int, bytes, str, str, bytes, bytes, bytes]],
+        delta: Delta,
+        tree: bytes,
+        cosignatures: dict[str, str] | None = None,
+    ) -> None:
+        """Commit a block, its messages and the state they change, atomically."""
+        c = self.con
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute(
+                "INSERT INTO blocks(height, hash, header, checkpoint) VALUES(?,?,?,?)",
+                (block.height, block.hash, block.header, block.checkpoint),
+            )
+            c.executemany(
+                "INSERT INTO messages(idx, id, block, kind, sender, leaf, payload, sig)"
+                f" VALUES(?,?,{block.height},?,?,?,?,?)",
+                rows,
+            )
+            _write_delta(c, delta)
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('tree', ?)", (tree,))
+            if cosignatures:
+                c.executemany(
+                    "INSERT OR REPLACE INTO cosignatures(height, witness, line) VALUES(?,?,?)",
+                    [(block.height, w, line) for w, line in cosignatures.items()],
+                )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def add_cosignatures(self, items: list[tuple[int, str, str]]) -> None:
+        c = self.con
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.executemany(
+                "INSERT OR REPLACE INTO cosignatures(height, witness, line) VALUES(?,?,?)", items
+            )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def add_evidence(self, time_us: int, reason: str, checkpoint: str) -> None:
+        with self.con:
+            self.con.execute("BEGIN IMMEDIATE")
+            self.con.execute(
+                "INSERT INTO evidence(time, reason, checkpoint) VALUES(?,?,?)",
+                (time_us, reason, checkpoint),
+            )
+
+
+def _write_delta(c: sqlite3.Connection, d: Delta) -> None:
+    if d.nodes:
+        c.executemany(
+            "INSERT OR REPLACE INTO nodes(name, key, role, idx) VALUES(?,?,?,?)",
+            [(n, k, r, i) for n, (k, r, i) in d.nodes.items()],
+        )
+    if d.seqs:
+        c.executemany("INSERT OR REPLACE INTO senders(name, seq) VALUES(?,?)", d.seqs.items())
+    if d.bubbles:
+        c.executemany(
+            "INSERT OR REPLACE INTO bubbles(id, state, idx) VALUES(?,?,?)",
+            [(b, s, i) for b, (s, i) in d.bubbles.items()],
+        )
+    if d.jobs:
+        c.executemany(
+            "INSERT OR REPLACE INTO jobs(id, open, idx) VALUES(?,?,?)",
+            [(j, int(o), i) for j, (o, i) in d.jobs.items()],
+        )
+    if d.artifacts:
+        c.executemany("INSERT OR IGNORE INTO artifacts(hash, idx) VALUES(?,?)", d.artifacts.items())
