@@ -63,7 +63,7 @@ def verify_inclusion(
     if size <= 0:
         raise ProofError(f"a tree of size {size} has no leaf at index {index}")
     if not 0 <= index < size:
-        raise ProofError(f"leaf index {index} is out of range for a tree of {size} leaves")
+        raise ProofError(f"leaf index {index} is out of range for a tree of size {size}")
     need = sum(1 for _ in _path_coords(index, size))
     if len(path) != need:
         raise ProofError(

@@ -139,7 +139,7 @@ def _path_coords(index: int, size: int, level: int = 0) -> Iterator[tuple[int, i
 def inclusion_coords(index: int, size: int) -> list[tuple[int, int]]:
     """Coordinates of the RFC 9162 inclusion proof nodes for leaf ``index`` of ``size``."""
     if not 0 <= index < size:
-        raise ValueError(f"leaf index {index} is out of range for a tree of {size} leaves")
+        raise ValueError(f"leaf index {index} is out of range for a tree of size {size}")
     return list(_path_coords(index, size))
 
 
@@ -153,7 +153,7 @@ def consistency_coords(old_size: int, new_size: int) -> list[tuple[int, int]]:
     """
     if not 0 < old_size <= new_size:
         raise ValueError(
-            f"old size {old_size} is out of range for a tree of {new_size} leaves: "
+            f"old size {old_size} is out of range for a tree of size {new_size}: "
             "RFC 9162 consistency proofs need 0 < old size <= new size"
         )
     if old_size == new_size:
