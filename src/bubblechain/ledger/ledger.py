@@ -275,9 +275,18 @@ class Ledger:
             if registered is None or registered[0] != signer.public_key:
                 raise Rejected(f"signer {signer.name!r} is not registered with this key")
             msg = Message.create(
-                signer, kind, body, seq=seq.next_seq(signer.name), bubble=bubble, last=last,
-                state=state, inputs=inputs, outputs=outputs, code=code, job=job,
-            )  # fmt: skip
+                signer,
+                kind,
+                body,
+                seq=seq.next_seq(signer.name),
+                bubble=bubble,
+                last=last,
+                state=state,
+                inputs=inputs,
+                outputs=outputs,
+                code=code,
+                job=job,
+            )
             # The signature was just made with the registered key: no need to re-verify it.
             index = seq.submit(msg, verify_sig=False)
         return Appended(msg.id_hex, index)

@@ -24,9 +24,22 @@ MESSAGE_VERSION = 1
 SIG_LEN = 64
 
 _FIELDS = frozenset(
-    {"v", "kind", "sender", "seq", "time", "bubble", "last", "state", "inputs", "outputs",
-     "code", "job", "body"}
-)  # fmt: skip
+    {
+        "v",
+        "kind",
+        "sender",
+        "seq",
+        "time",
+        "bubble",
+        "last",
+        "state",
+        "inputs",
+        "outputs",
+        "code",
+        "job",
+        "body",
+    }
+)
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _KIND = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*\Z")
 

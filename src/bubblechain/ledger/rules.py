@@ -51,7 +51,7 @@ class LedgerState:
         self.recent: dict[bytes, int] = {}  # id or artifact hash -> log index
         self._known_in_store = known_in_store
         self.delta = Delta()
-        self._register(genesis.admin.name, genesis.admin.public_key, "admin", -1)
+        self.nodes[genesis.admin.name] = (genesis.admin.public_key, "admin")
 
     # -- queries --------------------------------------------------------------
     def known(self, h: bytes) -> bool:
@@ -90,9 +90,8 @@ class LedgerState:
         if rule.opens_job:
             if job is None or job in self.jobs:
                 raise Rejected(f"{kind} must open a new job; job {job!r} already exists")
-        elif rule.needs_job or job is not None:
-            if job is None or not self.jobs.get(job, False):
-                raise Rejected(f"{kind} names job {job!r}, which is not open")
+        elif (rule.needs_job or job is not None) and not self.jobs.get(job, False):
+            raise Rejected(f"{kind} names job {job!r}, which is not open")
         bubble = f["bubble"]
         if bubble is not None:
             if f["state"] is None:

@@ -83,10 +83,11 @@ class Sequencer:
             threading.Thread(target=self._sealer, name="bc-sealer", daemon=True),
         ]
         self._threads += [
-            threading.Thread(target=self._witness_loop, args=(link,), name=f"bc-{link.witness.name}",
-                             daemon=True)
+            threading.Thread(
+                target=self._witness_loop, args=(link,), name=f"bc-{link.witness.name}", daemon=True
+            )
             for link in self.links
-        ]  # fmt: skip
+        ]
         for t in self._threads:
             t.start()
 
@@ -113,7 +114,7 @@ class Sequencer:
 
     # -- appending ----------------------------------------------------------------
     def submit(self, message: Message, *, verify_sig: bool = True) -> int:
-        """Validate `message` and give it the next log index; raise `Rejected` if it breaks a rule."""
+        """Validate `message` and give it the next log index, or raise `Rejected`."""
         with self._lock:
             self._raise_if_failed()
             index = self.state.accept(message, verify_sig=verify_sig)

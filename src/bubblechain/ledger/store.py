@@ -116,6 +116,11 @@ class Store:
                     ("node", node.encode()),
                 ],
             )
+            a = genesis.admin
+            con.execute(
+                "INSERT INTO nodes(name, key, role, idx) VALUES(?, ?, 'admin', -1)",
+                (a.name, a.public_key),
+            )
         return cls(path, con, readonly=False)
 
     @classmethod
@@ -197,8 +202,9 @@ class Store:
             sql += " AND kind=?"
             args.append(kind)
         for r in self.con.execute(sql + " ORDER BY idx", args):
-            yield MessageRow(r[0], bytes(r[1]), r[2], r[3], r[4], bytes(r[5]), bytes(r[6]),
-                             bytes(r[7]))  # fmt: skip
+            yield MessageRow(
+                r[0], bytes(r[1]), r[2], r[3], r[4], bytes(r[5]), bytes(r[6]), bytes(r[7])
+            )
 
     def message_by_id(self, mid: bytes) -> MessageRow | None:
         r = self.con.execute(

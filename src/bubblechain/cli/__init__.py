@@ -1,0 +1,1 @@
+"""The `bubblechain` command line, a thin layer over the library."""

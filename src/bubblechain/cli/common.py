@@ -1,0 +1,65 @@
+"""What every command shares: the home option, JSON output, errors and exit codes.
+
+Exit codes: 0 all holds, 1 findings (or the ledger could not finalise),
+2 bad usage or unreadable input.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from ..errors import BubblechainError, NotFinal, Rejected, UsageError
+from ..home import ENV_HOME
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+HomeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--home",
+        envvar=ENV_HOME,
+        help="Ledger home directory [default: ./.bubblechain].",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn library errors into one clear line on stderr and the contract's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (UsageError, Rejected) as e:
+            raise fail(str(e), EXIT_USAGE) from None
+        except NotFinal as e:
+            raise fail(str(e), EXIT_FINDINGS) from None
+        except BubblechainError as e:
+            raise fail(str(e), EXIT_FINDINGS) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+
+    return wrapper  # type: ignore[return-value]

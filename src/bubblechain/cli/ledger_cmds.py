@@ -1,0 +1,175 @@
+"""Ledger commands: init, note, status, log, checkpoint, keys, verify."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ..ledger import Ledger
+from ..ledger.ledger import Entry
+from ..ledger.verify import verify_home
+from .common import (
+    EXIT_FINDINGS,
+    HomeOpt,
+    JsonOpt,
+    console,
+    emit_json,
+    handle_errors,
+)
+
+
+def _time(us: int) -> str:
+    return dt.datetime.fromtimestamp(us / 1e6, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%fZ")[:-4] + "Z"
+
+
+@handle_errors
+def init(
+    home: HomeOpt = None,
+    witnesses: Annotated[int, typer.Option(help="Number of embedded witnesses.")] = 3,
+    quorum: Annotated[int, typer.Option(help="Cosignatures that make a block final.")] = 2,
+    origin: Annotated[str | None, typer.Option(help="Log origin name (a schema-less URL).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Create keys, the genesis, the ledger and one replica per witness."""
+    with Ledger.init(home, witnesses=witnesses, quorum=quorum, origin=origin) as led:
+        st = led.status()
+        st["genesis_file"] = str(led.home.genesis)
+        st["vkeys"] = led.vkeys()
+    if json_:
+        emit_json(st)
+        return
+    console.print(f"Initialised ledger [bold]{st['origin']}[/] at {st['home']}")
+    console.print(f"  witnesses: {', '.join(w['name'] for w in st['witnesses'])} "
+                  f"(quorum {st['quorum']} of {len(st['witnesses'])})")  # fmt: skip
+    console.print(f"  genesis:   {st['genesis']}  ({st['genesis_file']})")
+    console.print("Auditors should pin genesis.json (or its hash) out of band.")
+
+
+@handle_errors
+def note(
+    text: Annotated[str, typer.Argument(help="The note to record.")],
+    home: HomeOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Record an admin-signed note; returns once it is final."""
+    with Ledger.open(home) as led:
+        a = led.append("note", {"text": text})
+        height = led.flush()
+        blk = led.entry(a.id)
+    out = {
+        "id": a.id,
+        "index": a.index,
+        "block": blk.block if blk else None,
+        "final_height": height,
+    }
+    if json_:
+        emit_json(out)
+    else:
+        console.print(
+            f"note {a.id[:16]}… recorded at index {a.index}, final in block {out['block']}"
+        )
+
+
+@handle_errors
+def status(home: HomeOpt = None, json_: JsonOpt = False) -> None:
+    """Height, log size, final height, and each witness's head."""
+    with Ledger.open(home, readonly=True) as led:
+        st = led.status()
+    if json_:
+        emit_json(st)
+        return
+    console.print(f"ledger   {st['origin']}  ({st['home']})")
+    console.print(f"height   {st['height']}   log size {st['size']}")
+    console.print(f"final    {st['final_height']}   final size {st['final_size']}   "
+                  f"quorum {st['quorum']} of {len(st['witnesses'])}")  # fmt: skip
+    t = Table("witness", "height", "size", "cosigned at", "problem", box=None, pad_edge=False)
+    for w in st["witnesses"]:
+        ts = w.get("cosigned_at")
+        t.add_row(w["name"], str(w["height"]), str(w["size"]),
+                  _time(ts * 1_000_000) if ts else "-", w.get("error") or "")  # fmt: skip
+    console.print(t)
+
+
+def _entry_dict(e: Entry) -> dict[str, Any]:
+    f = e.fields
+    return {"index": e.index, "block": e.block, "id": e.id, **f}
+
+
+@handle_errors
+def log(
+    home: HomeOpt = None,
+    kind: Annotated[str | None, typer.Option(help="Only messages of this kind.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The messages, newest last."""
+    with Ledger.open(home, readonly=True) as led:
+        entries = [_entry_dict(e) for e in led.entries(kind=kind)]
+    if json_:
+        emit_json(entries)
+        return
+    t = Table("index", "block", "time", "kind", "sender", "id", "body", box=None, pad_edge=False)
+    for e in entries:
+        body = json.dumps(e["body"], separators=(",", ":"), sort_keys=True)
+        t.add_row(str(e["index"]), str(e["block"]), _time(e["time"]), e["kind"], e["sender"],
+                  e["id"][:12], body if len(body) < 80 else body[:77] + "...")  # fmt: skip
+    console.print(t)
+
+
+@handle_errors
+def checkpoint(
+    home: HomeOpt = None,
+    height: Annotated[
+        int | None, typer.Option(help="A block height [default: latest final].")
+    ] = None,
+) -> None:
+    """The latest final checkpoint, as a C2SP signed note with its cosignatures."""
+    with Ledger.open(home, readonly=True) as led:
+        text = led.checkpoint(height)
+    typer.echo(text, nl=False)
+
+
+@handle_errors
+def keys(home: HomeOpt = None, json_: JsonOpt = False) -> None:
+    """Verifier keys (C2SP vkeys): the sequencer's first, then each witness's."""
+    with Ledger.open(home, readonly=True) as led:
+        vkeys = led.vkeys()
+    if json_:
+        emit_json({"sequencer": vkeys[0], "witnesses": vkeys[1:]})
+    else:
+        typer.echo("\n".join(vkeys))
+
+
+@handle_errors
+def verify(home: HomeOpt = None, json_: JsonOpt = False) -> None:
+    """Recompute and check everything in the ledger and every witness replica."""
+    report = verify_home(home)
+    if json_:
+        emit_json(report.to_dict())
+    else:
+        led = report.copies.get("ledger")
+        for f in report.findings:
+            console.print(f"[red]✗[/] {f.where}: {f.detail}", soft_wrap=True)
+        if report.ok and led is not None:
+            pend = f", {len(led.pending)} awaiting cosignatures" if led.pending else ""
+            console.print(f"[green]✓[/] ledger verified: {led.size} messages in "
+                          f"{max(led.blocks, default=-1) + 1} blocks, final height "
+                          f"{led.final_height}{pend}; {len(report.copies) - 1} witness replicas "
+                          "agree")  # fmt: skip
+        elif not report.ok:
+            console.print(f"[red]{len(report.findings)} finding(s)[/]")
+    if not report.ok:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(note)
+    app.command()(status)
+    app.command()(log)
+    app.command()(checkpoint)
+    app.command()(keys)
+    app.command()(verify)

@@ -1,0 +1,391 @@
+"""Offline verification of a home: every store replayed from the pinned genesis.
+
+Each copy (the sequencer's and every witness replica) is checked on its own:
+hashes, header links, message encodings and signatures, the acceptance rules,
+log roots, checkpoint signatures, cosignatures and quorum, and the derived state
+tables. Then the copies are compared block by block, which is what catches an
+insider who rewrote the sequencer's copy and re-signed it with the sequencer key:
+the witnesses' replicas and cosignatures disagree with it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .. import merkle
+from ..crypto.note import (
+    Checkpoint,
+    NoteSignature,
+    SignedNote,
+    verify_cosignature,
+    verify_note_signature,
+)
+from ..errors import Rejected, StoreError
+from ..home import Home, resolve_home
+from ..witness.local import REPLICA_FILE
+from .block import ZERO_HASH, block_extension, header_hash, parse_header
+from .genesis import Genesis
+from .ledger import read_genesis
+from .message import Message
+from .rules import LedgerState
+from .store import BlockRow, Store
+
+LEDGER = "ledger"
+_MAX_DIFFS = 20
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing that does not hold: what kind, where (block, message, witness), detail."""
+
+    kind: str
+    where: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.detail}"
+
+
+@dataclass
+class CopyView:
+    """What one copy of the ledger holds, as recomputed while checking it."""
+
+    label: str
+    blocks: dict[int, bytes] = field(default_factory=dict)  # height -> recomputed header hash
+    ranges: dict[int, tuple[int, int]] = field(default_factory=dict)  # height -> (first, count)
+    valid_cosigners: dict[int, set[str]] = field(default_factory=dict)
+    size: int = 0
+    final_height: int = -1
+    pending: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    findings: list[Finding]
+    copies: dict[str, CopyView]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "findings": [f.to_dict() for f in self.findings],
+            "copies": {
+                label: {
+                    "height": max(v.blocks, default=-1),
+                    "size": v.size,
+                    "final_height": v.final_height,
+                    "pending": v.pending,
+                }
+                for label, v in self.copies.items()
+            },
+        }
+
+
+def _where(label: str, what: str) -> str:
+    return what if label == LEDGER else f"witness {label}, {what}"
+
+
+def _lenient_sender_seq(payload: bytes) -> tuple[str, int] | None:
+    try:
+        f = json.loads(payload)
+        return str(f["sender"]), int(f["seq"])
+    except Exception:
+        return None
+
+
+def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding], CopyView]:
+    """Replay one store from genesis and report everything that does not hold."""
+    out: list[Finding] = []
+    view = CopyView(label)
+
+    def find(kind: str, what: str, detail: str) -> None:
+        out.append(Finding(kind, _where(label, what), detail))
+
+    for problem in store.integrity_problems():
+        find("store", str(store.path), f"SQLite integrity check: {problem}")
+    if store.genesis.hash != genesis.hash:
+        find("store", str(store.path), "holds a different genesis than the pinned one")
+        return out, view
+
+    all_cosigs: dict[int, dict[str, str]] = {}
+    for hh, name, line in store.con.execute("SELECT height, witness, line FROM cosignatures"):
+        all_cosigs.setdefault(hh, {})[name] = line
+    state = LedgerState(genesis)  # everything in memory: trust nothing the store derived
+    tree = merkle.CompactTree()
+    prev: bytes | None = None
+    expected_height = 0
+    replay_ok = True
+    quorum = genesis.quorum
+    non_final: list[int] = []
+    for row in store.blocks():
+        h = row.height
+        if h != expected_height:
+            missing = (
+                f"{expected_height}" if h == expected_height + 1 else f"{expected_height}-{h - 1}"
+            )
+            find(
+                "block",
+                f"block {missing}",
+                f"missing: heights jump from {expected_height - 1} to {h}",
+            )
+        expected_height = h + 1
+        computed = header_hash(row.header)
+        view.blocks[h] = computed
+        if computed != row.hash:
+            find("block", f"block {h}", "stored block hash does not match its header")
+        try:
+            hdr = parse_header(row.header)
+        except ValueError as e:
+            find("block", f"block {h}", f"header is malformed: {e}")
+            replay_ok = False
+            prev = computed
+            continue
+        view.ranges[h] = (hdr["first"], hdr["count"])
+        if hdr["height"] != h:
+            find("block", f"block {h}", f"header says height {hdr['height']}")
+        want_prev = prev.hex() if prev is not None else ZERO_HASH
+        if hdr["prev"] != want_prev:
+            find(
+                "block",
+                f"block {h}",
+                f"does not link to block {h - 1}: prev {hdr['prev'][:16]}"
+                f"… but block {h - 1} hashes to {want_prev[:16]}…",
+            )
+        prev = computed
+        if replay_ok and hdr["first"] != tree.size:
+            find(
+                "block",
+                f"block {h}",
+                f"starts at entry {hdr['first']} but the log before it has {tree.size} entries",
+            )
+            replay_ok = False
+        if replay_ok:
+            _replay_block(store, state, tree, h, hdr, find)
+            if tree.root().hex() != hdr["root"]:
+                find(
+                    "root",
+                    f"block {h}",
+                    "header root does not match the log recomputed from "
+                    f"the stored messages ({tree.root().hex()[:16]}…)",
+                )
+        cosigners = _check_checkpoint(
+            row, hdr, genesis, all_cosigs.get(h, {}), computed, find, tree if replay_ok else None
+        )
+        view.valid_cosigners[h] = cosigners
+        if label != LEDGER:
+            if label not in cosigners:
+                find("cosignature", f"block {h}", "the witness's own cosignature is missing")
+        elif len(cosigners) >= quorum:
+            if non_final:
+                for nh in non_final:
+                    find(
+                        "quorum",
+                        f"block {nh}",
+                        f"has {len(view.valid_cosigners[nh])} valid "
+                        f"cosignatures of the {quorum} required, yet block {h} after it is final",
+                    )
+                non_final = []
+            view.final_height = h
+        else:
+            non_final.append(h)
+    view.pending = non_final
+    view.size = tree.size if replay_ok else 0
+    if replay_ok:
+        extra = store.con.execute(
+            "SELECT idx FROM messages WHERE idx>=? ORDER BY idx LIMIT 5", (tree.size,)
+        ).fetchall()
+        if extra:
+            idx = ", ".join(str(r[0]) for r in extra)
+            find("message", f"message {idx}", "stored but not covered by any block")
+        _check_derived(store, state, find)
+    return out, view
+
+
+def _replay_block(store, state, tree, h, hdr, find) -> None:
+    first, count = hdr["first"], hdr["count"]
+    rows = list(store.messages(start=first, stop=first + count))
+    got = {r.idx for r in rows}
+    for idx in range(first, first + count):
+        if idx not in got:
+            find("message", f"message {idx} (block {h})", "missing from the store")
+    for r in rows:
+        where = f"message {r.idx} (block {h})"
+        if r.block != h:
+            find("message", where, f"stored as part of block {r.block}")
+        try:
+            m = Message.from_parts(r.payload, r.sig)
+        except Rejected as e:
+            find("message", where, f"malformed: {e}")
+            ss = _lenient_sender_seq(r.payload)
+            if ss is not None and ss[0] in state.nodes:
+                state.seqs[ss[0]] = ss[1]
+            tree.append(merkle.leaf_hash(r.sig + r.payload))
+            state.size += 1
+            continue
+        if m.id != r.id:
+            find("message", where, "stored id does not match the payload's hash")
+        if (m.kind, m.sender) != (r.kind, r.sender):
+            find("message", where, "stored kind/sender columns differ from the signed payload")
+        leaf = m.leaf
+        if leaf != r.leaf:
+            find("message", where, "stored leaf hash does not match the entry")
+        try:
+            state.check(m)
+        except Rejected as e:
+            find("message", where, str(e))
+        state.apply(m)  # judge later messages on their own, not as a cascade of this one
+        tree.append(leaf)
+    # rows missing from the block still occupy log positions in the signed roots
+    for _ in range(count - len(rows)):
+        tree.append(b"\0" * 32)
+        state.size += 1
+
+
+def _check_checkpoint(row: BlockRow, hdr, genesis: Genesis, cosigs, computed, find, tree):
+    h = row.height
+    try:
+        note = SignedNote.parse(row.checkpoint)
+        cp = Checkpoint.parse(note.body)
+    except ValueError as e:
+        find("checkpoint", f"block {h}", f"checkpoint is malformed: {e}")
+        return set()
+    if cp.origin != genesis.origin:
+        find(
+            "checkpoint", f"block {h}", f"checkpoint origin {cp.origin!r} is not the genesis origin"
+        )
+    if cp.size != hdr["size"] or cp.root.hex() != hdr["root"]:
+        find("checkpoint", f"block {h}", "checkpoint size/root differ from the block header")
+    if tree is not None and (cp.size != tree.size or cp.root != tree.root()):
+        find("checkpoint", f"block {h}", "checkpoint root does not match the recomputed log")
+    if cp.extensions != (block_extension(h, computed),):
+        find("checkpoint", f"block {h}", "checkpoint does not commit to this block's header")
+    if not any(verify_note_signature(note.body, s, genesis.sequencer) for s in note.signatures):
+        find("signature", f"block {h}", "checkpoint is not signed by the genesis sequencer key")
+    valid: set[str] = set()
+    for name, line in sorted(cosigs.items()):
+        w = genesis.witness(name)
+        if w is None:
+            find("cosignature", f"block {h}", f"cosignature by {name!r}, not a genesis witness")
+            continue
+        try:
+            sig = NoteSignature.parse_line(line)
+        except ValueError as e:
+            find("cosignature", f"block {h}", f"cosignature by {name} is malformed: {e}")
+            continue
+        if verify_cosignature(note.body, sig, w):
+            valid.add(name)
+        else:
+            find(
+                "cosignature",
+                f"block {h}",
+                f"cosignature by {name} does not verify over this checkpoint",
+            )
+    return valid
+
+
+def _check_derived(store: Store, state: LedgerState, find) -> None:
+    """The store's cached validation state must equal the replayed one."""
+    c = store.con
+    seqs = dict(c.execute("SELECT name, seq FROM senders").fetchall())
+    for name in sorted(set(seqs) | set(state.seqs)):
+        if seqs.get(name) != state.seqs.get(name):
+            find(
+                "state",
+                f"sender {name}",
+                f"stored sequence {seqs.get(name)} but the messages give {state.seqs.get(name)}",
+            )
+    bubbles = dict(c.execute("SELECT id, state FROM bubbles").fetchall())
+    for b in sorted(set(bubbles) | set(state.bubbles)):
+        if bubbles.get(b) != state.bubbles.get(b):
+            find(
+                "state",
+                f"bubble {b}",
+                f"stored state {bubbles.get(b)} but its state chain ends at {state.bubbles.get(b)}",
+            )
+    nodes = {n: bytes(k) for n, k in c.execute("SELECT name, key FROM nodes")}
+    for n in sorted(set(nodes) | set(state.nodes)):
+        replayed = state.nodes.get(n)
+        if nodes.get(n) != (replayed[0] if replayed else None):
+            find("state", f"node {n}", "stored key differs from the registrations on the ledger")
+    jobs = {j: bool(o) for j, o in c.execute("SELECT id, open FROM jobs")}
+    if jobs != state.jobs:
+        find("state", "jobs", "stored job states differ from the job messages")
+
+
+def _compare(led: Store, lv: CopyView, rep: Store, rv: CopyView, out: list[Finding]) -> None:
+    """Compare the sequencer's copy with one witness replica, block by block."""
+    w = rv.label
+    for h in sorted(set(lv.blocks) | set(rv.blocks)):
+        if h not in lv.blocks:
+            detail = f"missing from the ledger; witness {w} holds it"
+            out.append(Finding("replica", f"block {h}", detail))
+            continue
+        if h not in rv.blocks:
+            if w in lv.valid_cosigners.get(h, ()):
+                detail = "cosigned by the witness but missing from its replica"
+                out.append(Finding("replica", f"witness {w}, block {h}", detail))
+            continue
+        if lv.blocks[h] == rv.blocks[h]:
+            continue
+        detail = (
+            f"differs from witness {w}'s replica "
+            f"(header {lv.blocks[h].hex()[:16]}… vs {rv.blocks[h].hex()[:16]}…)"
+        )
+        out.append(Finding("replica", f"block {h}", detail))
+        _compare_messages(led, rep, h, lv, rv, out)
+
+
+def _compare_messages(led, rep, h, lv, rv, out) -> None:
+    ranges = [r for r in (lv.ranges.get(h), rv.ranges.get(h)) if r]
+    if not ranges:
+        return
+    start = min(f for f, _ in ranges)
+    stop = max(f + c for f, c in ranges)
+    mine = {r.idx: (r.payload, r.sig) for r in led.messages(start=start, stop=stop)}
+    theirs = {r.idx: (r.payload, r.sig) for r in rep.messages(start=start, stop=stop)}
+    diffs = [i for i in range(start, stop) if mine.get(i) != theirs.get(i)]
+    for i in diffs[:_MAX_DIFFS]:
+        if i in mine:
+            detail = f"differs from witness {rv.label}'s copy"
+        else:
+            detail = f"missing from the ledger; witness {rv.label} holds it"
+        out.append(Finding("replica", f"message {i} (block {h})", detail))
+    if len(diffs) > _MAX_DIFFS:
+        detail = f"{len(diffs) - _MAX_DIFFS} more messages differ from witness {rv.label}'s copy"
+        out.append(Finding("replica", f"block {h}", detail))
+
+
+def verify_home(home: Any = None) -> Report:
+    """Check everything in a home. Raises UsageError only when input is unreadable."""
+    h = Home(resolve_home(home))
+    genesis = read_genesis(h)
+    findings: list[Finding] = []
+    copies: dict[str, CopyView] = {}
+    led = Store.open(h.store, readonly=True)
+    replicas: dict[str, Store] = {}
+    try:
+        for w in genesis.witnesses:
+            path = h.witness(w.name) / REPLICA_FILE
+            try:
+                replicas[w.name] = Store.open(path, readonly=True)
+            except StoreError as e:
+                findings.append(Finding("replica", f"witness {w.name}", str(e)))
+        for label, store in [(LEDGER, led), *replicas.items()]:
+            f, view = check_copy(store, genesis, label)
+            findings += f
+            copies[label] = view
+        for name, rep in replicas.items():
+            _compare(led, copies[LEDGER], rep, copies[name], findings)
+    finally:
+        led.close()
+        for s in replicas.values():
+            s.close()
+    return Report(findings, copies)
