@@ -68,7 +68,7 @@ def column_kind(t: pa.DataType) -> str:
     if pa.types.is_floating(t):
         return "float"
     if pa.types.is_decimal(t):
-        return "decimal"
+        return f"decimal[{t.scale}]"
     if _is(t, "string", "large_string", "string_view"):
         return "string"
     if _is(t, "binary", "large_binary", "fixed_size_binary", "binary_view"):
@@ -89,12 +89,13 @@ def arrow_type(kind: str) -> pa.DataType:
     if kind.startswith("timestamp"):
         tz = kind[len("timestamp[") : -1] if kind != "timestamp" else None
         return pa.timestamp("ns", tz=tz)
+    if kind.startswith("decimal["):
+        return pa.decimal128(38, int(kind[len("decimal[") : -1]))
     simple = {
         "null": pa.null(),
         "bool": pa.bool_(),
         "int": pa.int64(),
         "float": pa.float64(),
-        "decimal": pa.decimal128(38, 9),
         "string": pa.large_string(),
         "binary": pa.large_binary(),
         "date": pa.date32(),
@@ -236,7 +237,7 @@ def _encode_array(arr: pa.Array, kind: str) -> _Piece:
         bits = v.view(np.uint64).copy()
         bits[np.isnan(v)] = CANONICAL_NAN
         fixed = _le_bytes(bits, "<u8")
-    elif kind == "decimal":
+    elif kind.startswith("decimal"):
         tag = TAG_DECIMAL
         if t.byte_width < 16:
             arr = arr.cast(pa.decimal128(t.precision, t.scale))

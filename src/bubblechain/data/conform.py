@@ -1,0 +1,123 @@
+"""Read a source against a committed schema, for verification and proofs.
+
+A file that is checked against a commitment may have drifted: a column gone,
+added, or of another type (one tampered CSV cell turns a whole column into
+strings). Rows are still encoded with the committed columns and kinds, so that
+every untouched row keeps its committed leaf hash: a value of another type is
+converted back when that is exact (Arrow's safe cast), and a value that cannot
+be converted, or a column that is missing, is encoded with TAG_ABSENT, which
+no committed row contains. Only the rows that really differ then differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .encoding import (
+    EncodedRows,
+    arrow_type,
+    canonical_ids,
+    column_kind,
+    describe_schema,
+    encode_rows,
+    id_kind,
+    value_columns,
+)
+from .errors import DataError
+from .sources import Source, open_source
+
+_CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
+
+
+def open_for_schema(data: Any, schema: dict, batch_rows: int) -> tuple[Source, dict]:
+    """(source to read, the file's own schema description) for checking against ``schema``.
+
+    CSV has no types of its own: committed columns are read as text and
+    converted here, so that one bad cell does not make the whole read fail.
+    """
+    source = open_source(data, batch_rows=batch_rows)
+    found = describe_schema(source.schema, schema["id_column"], source.label)
+    if source.kind == "CSV file":
+        names = set(source.schema.names)
+        types = {n: pa.large_string() for n, _ in value_columns(schema) if n in names}
+        types[schema["id_column"]] = arrow_type(id_kind(schema))
+        source = open_source(data, batch_rows=batch_rows, csv_column_types=types)
+    return source, found
+
+
+def schema_diff(committed: dict, found: dict) -> dict | None:
+    """Columns missing, added or of another kind than committed; None if the schemas match."""
+    old = {c["name"]: c["type"] for c in committed["columns"]}
+    new = {c["name"]: c["type"] for c in found["columns"]}
+    diff = {
+        "missing_columns": sorted(set(old) - set(new)),
+        "added_columns": sorted(set(new) - set(old)),
+        "changed_types": [
+            {"column": n, "committed": old[n], "found": new[n]}
+            for n in sorted(set(old) & set(new))
+            if old[n] != new[n]
+        ],
+    }
+    return diff if any(diff.values()) else None
+
+
+def convert(arr: pa.Array, kind: str) -> tuple[pa.Array, np.ndarray]:
+    """``arr`` cast to ``kind`` where exact, and a mask of the values that could not be."""
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if column_kind(arr.type) in ("string",) and kind not in ("string", "binary"):
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)  # CSV: empty is null
+    return _cast(arr, arrow_type(kind))
+
+
+def _cast(arr: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarray]:
+    """Safe cast; on failure, bisect so that only the values that fail are marked."""
+    n = len(arr)
+    try:
+        return pc.cast(arr, target, safe=True), np.zeros(n, bool)
+    except pa.ArrowNotImplementedError:
+        return pa.nulls(n, target), arr.is_valid().to_numpy(zero_copy_only=False)
+    except _CAST_ERRORS:
+        if n == 1:
+            return pa.nulls(1, target), np.ones(1, bool)
+    half = n // 2
+    left, bad_left = _cast(arr.slice(0, half), target)
+    right, bad_right = _cast(arr.slice(half), target)
+    return pa.concat_arrays([left, right]), np.concatenate([bad_left, bad_right])
+
+
+def conforming_encoder(schema: dict, label: str):
+    """Encode batches of a (possibly drifted) source with the committed columns and kinds."""
+    id_column, kind = schema["id_column"], id_kind(schema)
+    columns = value_columns(schema)
+
+    def encode(batch: pa.RecordBatch) -> EncodedRows:
+        names = set(batch.schema.names)
+        try:
+            ids = canonical_ids(batch.column(id_column), kind, label)
+        except _CAST_ERRORS as exc:
+            raise DataError(
+                f"{label}: id column {id_column!r} no longer holds {kind} ids: {exc}"
+            ) from None
+        values: list[tuple[pa.Array | None, str]] = []
+        poison: list[np.ndarray | None] = []
+        for name, k in columns:
+            if name not in names:
+                values.append((None, k))
+                poison.append(None)
+                continue
+            arr = batch.column(name)
+            if column_kind(arr.type) == k:
+                values.append((arr, k))
+                poison.append(None)
+            else:
+                converted, bad = convert(arr, k)
+                values.append((converted, k))
+                poison.append(bad)
+        return encode_rows(ids, kind, values, poison)
+
+    return encode

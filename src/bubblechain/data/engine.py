@@ -1,0 +1,239 @@
+"""The shared engine of commit and verify: rows in id order, hashed, grouped into runs.
+
+Two passes over the source. The first reads only the id column: it rejects
+null ids, finds duplicates and tells whether the file is already in id order
+(the common case). The second encodes and hashes the rows:
+
+* in order: batches stream through, split into runs (partitions) on the fly,
+  and memory stays at a few batches whatever the file size;
+* out of order: rows are hashed as they come and each leaf hash is written to
+  its place in id order (the permutation comes from the first pass), so only
+  32 bytes per row and the ids are held, never the rows. The root does not
+  depend on the order of the file because a leaf depends only on its row.
+
+Runs are consecutive rows with the same key (commit: the fixed-size partition
+of a position; verify: the committed partition whose id range holds the id),
+and each comes back with its leaf hashes and their RFC 9162 root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import parallel
+from ._hashing import hash_task, run_roots
+from .encoding import EncodedRows, canonical_ids
+from .errors import DataError
+from .sources import Source
+
+TASK_ROWS = 1 << 15
+"""Rows per hashing task: big enough to amortise the transfer, small enough to balance."""
+
+Encoder = Callable[[pa.RecordBatch], EncodedRows]
+KeyFn = Callable[[pa.Array, int], np.ndarray]
+
+
+@dataclass
+class IdScan:
+    """What the first pass learnt about the ids."""
+
+    rows: int
+    in_order: bool
+    duplicates: list
+    order: np.ndarray | None = None
+    sorted_ids: pa.Array | None = None
+
+
+@dataclass
+class Run:
+    """Consecutive rows in id order that share a key, with their leaf hashes and root."""
+
+    key: int
+    ids: pa.Array
+    leaves: bytes
+    root: bytes
+
+
+def python_ids(ids: pa.Array) -> list:
+    """Ids as Python ints or strs, for reports and JSON."""
+    return ids.to_pylist()
+
+
+def scan_ids(source: Source, id_column: str, kind: str) -> IdScan:
+    """First pass: reject null ids, find duplicates, and sort the ids if the file is not in order.
+
+    Ids are only kept in memory when the file turns out not to be in strictly
+    increasing order (then the ids are read a second time).
+    """
+    rows, increasing, _ = _scan(source, id_column, kind, None)
+    if increasing:
+        return IdScan(rows, True, [])
+    chunks: list[pa.Array] = []
+    rows, _, nondecreasing = _scan(source, id_column, kind, chunks)
+    ids = pa.concat_arrays(chunks) if chunks else pa.array([], pa.int64())
+    order = None
+    if nondecreasing:
+        sorted_ids = ids
+    else:
+        order = pc.sort_indices(ids).to_numpy()
+        sorted_ids = ids.take(pa.array(order))
+    same = pc.equal(sorted_ids.slice(1), sorted_ids.slice(0, len(sorted_ids) - 1))
+    dup_at = np.flatnonzero(same.to_numpy(zero_copy_only=False))
+    duplicates = pc.unique(sorted_ids.take(pa.array(dup_at))).to_pylist() if len(dup_at) else []
+    return IdScan(rows, nondecreasing, duplicates, order, sorted_ids)
+
+
+def _scan(source: Source, id_column: str, kind: str, keep: list | None) -> tuple[int, bool, bool]:
+    """(rows, strictly increasing, non-decreasing) of the ids; appends them to ``keep``."""
+    seen = 0
+    increasing = nondecreasing = True
+    last = None
+    for batch in source.batches([id_column]):
+        arr = canonical_ids(batch.column(0), kind, source.label)
+        if arr.null_count:
+            first = seen + int(np.flatnonzero(~arr.is_valid().to_numpy(zero_copy_only=False))[0])
+            raise DataError(
+                f"{source.label}: row {first} (0-based, in file order) has a null id "
+                f"in column {id_column!r}"
+            )
+        if len(arr) and nondecreasing:
+            head, tail = arr.slice(0, len(arr) - 1), arr.slice(1)
+            first_id = arr[0].as_py()
+            if pc.any(pc.less(tail, head)).as_py() or (last is not None and first_id < last):
+                increasing = nondecreasing = False
+                if keep is None:
+                    return seen, False, False
+            elif increasing and (
+                pc.any(pc.equal(tail, head)).as_py() or (last is not None and first_id == last)
+            ):
+                increasing = False
+                if keep is None:
+                    return seen, False, True
+        if len(arr):
+            last = arr[len(arr) - 1].as_py()
+        if keep is not None:
+            keep.append(arr)
+        seen += len(arr)
+    return seen, increasing, nondecreasing
+
+
+def leaf_runs(
+    source: Source,
+    encode: Encoder,
+    scan: IdScan,
+    key_of: KeyFn,
+    workers: int | None = None,
+) -> Iterator[Run]:
+    """Second pass: yield every run of rows in id order with its leaf hashes and root."""
+    pool, window = parallel.executor(workers, scan.rows)
+    if scan.in_order:
+        yield from _runs_in_order(source, encode, key_of, pool, window)
+    else:
+        yield from _runs_out_of_order(source, encode, scan, key_of, pool, window)
+
+
+def _split(ids: pa.Array, keys: np.ndarray) -> list[tuple[int, int, int]]:
+    """(key, start, stop) of each stretch of equal keys."""
+    if not len(keys):
+        return []
+    cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    starts = [0, *cuts.tolist()]
+    stops = [*cuts.tolist(), len(keys)]
+    return [(int(keys[a]), a, b) for a, b in zip(starts, stops, strict=True)]
+
+
+def _task_args(rows: EncodedRows, counts: list[int]) -> tuple:
+    offsets = None if rows.width else rows.offsets.tobytes()
+    return (rows.buf.tobytes(), offsets, rows.width, counts)
+
+
+def _runs_in_order(source, encode, key_of, pool, window) -> Iterator[Run]:
+    def tasks():
+        group: list[tuple[int, EncodedRows]] = []  # finished runs waiting for a task
+        group_rows = 0
+        current: list[EncodedRows] = []
+        current_key = None
+        position = 0
+
+        def task(runs):
+            rows = EncodedRows.concat([r for _, r in runs])
+            meta = [(k, r.ids) for k, r in runs]
+            return meta, hash_task, _task_args(rows, [len(r) for _, r in runs])
+
+        for batch in source.batches():
+            enc = encode(batch)
+            keys = key_of(enc.ids, position)
+            position += len(enc)
+            for key, a, b in _split(enc.ids, keys):
+                if current_key is not None and key != current_key:
+                    run = EncodedRows.concat(current)
+                    group.append((current_key, run))
+                    group_rows += len(run)
+                    current = []
+                current.append(enc.slice(a, b))
+                current_key = key
+            if group_rows >= TASK_ROWS:
+                yield task(group)
+                group, group_rows = [], 0
+        if current:
+            group.append((current_key, EncodedRows.concat(current)))
+        if group:
+            yield task(group)
+
+    for meta, (leaves, roots) in parallel.ordered(pool, window, tasks()):
+        pos = 0
+        for (key, ids), root in zip(meta, roots, strict=True):
+            n = len(ids)
+            yield Run(key, ids, leaves[pos * 32 : (pos + n) * 32], root)
+            pos += n
+
+
+def _runs_out_of_order(source, encode, scan, key_of, pool, window) -> Iterator[Run]:
+    rows = scan.rows
+    leaves = np.empty((rows, 32), np.uint8)
+    if scan.order is None:
+        place = None
+    else:
+        place = np.empty(rows, np.int64)
+        place[scan.order] = np.arange(rows, dtype=np.int64)
+
+    def hash_tasks():
+        position = 0
+        for batch in source.batches():
+            enc = encode(batch)
+            yield (position, len(enc)), hash_task, _task_args(enc, [])
+            position += len(enc)
+
+    for (start, n), (hashed, _) in parallel.ordered(pool, window, hash_tasks()):
+        got = np.frombuffer(hashed, np.uint8).reshape(n, 32)
+        if place is None:
+            leaves[start : start + n] = got
+        else:
+            leaves[place[start : start + n]] = got
+
+    ids = scan.sorted_ids
+    keys = key_of(ids, 0)
+    spans = _split(ids, keys)
+
+    def root_tasks():
+        i = 0
+        while i < len(spans):
+            group = [spans[i]]
+            total = spans[i][2] - spans[i][1]
+            i += 1
+            while i < len(spans) and total < TASK_ROWS:
+                group.append(spans[i])
+                total += spans[i][2] - spans[i][1]
+                i += 1
+            a, b = group[0][1], group[-1][2]
+            counts = [stop - start for _, start, stop in group]
+            yield group, run_roots, (leaves[a:b].tobytes(), counts)
+
+    for group, roots in parallel.ordered(pool, window, root_tasks()):
+        for (key, a, b), root in zip(group, roots, strict=True):
+            yield Run(key, ids.slice(a, b - a), leaves[a:b].tobytes(), root)
