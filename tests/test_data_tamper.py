@@ -1,0 +1,292 @@
+"""Tamper with real files after committing them; verify must name exactly the rows touched."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+
+from bubblechain.data import MemoryStore, commit, verify
+
+N = 40
+PARTITION = 8  # several partitions, so that localisation is exercised
+OTHER_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF4000000000001))[0]
+
+
+def base_table() -> pa.Table:
+    rng = np.random.default_rng(7)
+    x = rng.random(N).round(3)
+    x[[5, 6]] = 0.0
+    x[12] = np.nan
+    return pa.table(
+        {
+            "id": np.arange(N, dtype=np.int64),
+            "x": x,
+            "n": rng.integers(0, 100, N),
+            "s": [f"row-{i}" for i in range(N)],
+        }
+    )
+
+
+@pytest.fixture
+def committed(tmp_path: Path):
+    path = tmp_path / "data.parquet"
+    pq.write_table(base_table(), path, row_group_size=16)
+    store = MemoryStore()
+    body = commit(path, id_column="id", store=store, partition_rows=PARTITION)
+    return path, body, store
+
+
+def with_value(table: pa.Table, column: str, row: int, value) -> pa.Table:
+    values = table.column(column).to_pylist()
+    values[row] = value
+    i = table.column_names.index(column)
+    return table.set_column(i, column, pa.array(values, table.schema.field(column).type))
+
+
+def check(path: Path, table: pa.Table, body: dict, store: MemoryStore) -> dict:
+    pq.write_table(table, path)
+    return verify(path, body, store)
+
+
+def expect(result: dict, changed=(), missing=(), added=(), duplicates=()) -> None:
+    assert result["changed"] == list(changed)
+    assert result["missing"] == list(missing)
+    assert result["added"] == list(added)
+    assert result["duplicates"] == list(duplicates)
+    assert result["schema"] is None
+    assert result["ok"] is (not (changed or missing or added))
+
+
+def test_untouched_file_verifies(committed) -> None:
+    path, body, store = committed
+    expect(verify(path, body, store))
+
+
+def test_change_one_value(committed) -> None:
+    path, body, store = committed
+    expect(check(path, with_value(base_table(), "x", 17, 0.5), body, store), changed=[17])
+
+
+def test_change_one_string(committed) -> None:
+    path, body, store = committed
+    expect(check(path, with_value(base_table(), "s", 33, "row-33 "), body, store), changed=[33])
+
+
+def test_swap_two_rows_values(committed) -> None:
+    path, body, store = committed
+    t = base_table()
+    a, b = t.column("n")[3].as_py(), t.column("n")[30].as_py()
+    assert a != b
+    t = with_value(with_value(t, "n", 3, b), "n", 30, a)
+    expect(check(path, t, body, store), changed=[3, 30])
+
+
+def test_delete_a_row(committed) -> None:
+    path, body, store = committed
+    t = base_table().filter(pc.not_equal(base_table().column("id"), 21))
+    expect(check(path, t, body, store), missing=[21])
+
+
+def test_delete_a_whole_partition(committed) -> None:
+    path, body, store = committed
+    ids = base_table().column("id")
+    t = base_table().filter(pc.or_(pc.less(ids, 8), pc.greater_equal(ids, 16)))
+    expect(check(path, t, body, store), missing=list(range(8, 16)))
+
+
+def test_add_a_row(committed) -> None:
+    path, body, store = committed
+    extra = pa.table({"id": [1000], "x": [0.1], "n": [1], "s": ["new"]}).cast(base_table().schema)
+    t = pa.concat_tables([base_table(), extra])
+    expect(check(path, t, body, store), added=[1000])
+
+
+def test_add_a_row_between_ids(committed) -> None:
+    path, body, store = committed
+    t = base_table()
+    ids = t.column("id").to_numpy() * 2  # commit ids 0, 2, 4, … in a new commitment
+    t = t.set_column(0, "id", pa.array(ids))
+    pq.write_table(t, path)
+    body = commit(path, id_column="id", store=store, partition_rows=PARTITION)
+    extra = pa.table({"id": [13], "x": [0.1], "n": [1], "s": ["new"]}).cast(t.schema)
+    expect(check(path, pa.concat_tables([extra, t]), body, store), added=[13])
+
+
+def test_duplicate_an_id(committed) -> None:
+    path, body, store = committed
+    t = with_value(base_table(), "id", 10, 9)  # row 10 now claims id 9
+    expect(check(path, t, body, store), changed=[9], missing=[10], duplicates=[9])
+
+
+def test_copy_a_row(committed) -> None:
+    path, body, store = committed
+    t = pa.concat_tables([base_table(), base_table().slice(25, 1)])
+    expect(check(path, t, body, store), changed=[25], duplicates=[25])
+
+
+def test_set_a_value_to_null(committed) -> None:
+    path, body, store = committed
+    expect(check(path, with_value(base_table(), "n", 2, None), body, store), changed=[2])
+
+
+def test_negative_zero_is_a_change(committed) -> None:
+    path, body, store = committed
+    assert base_table().column("x")[5].as_py() == 0.0
+    expect(check(path, with_value(base_table(), "x", 5, -0.0), body, store), changed=[5])
+
+
+def test_another_nan_is_not_a_change(committed) -> None:
+    path, body, store = committed
+    t = with_value(base_table(), "x", 12, OTHER_NAN)
+    pq.write_table(t, path)
+    stored = pq.read_table(path).column("x").to_numpy()[12:13].view(np.uint64)[0]
+    assert stored == 0x7FF4000000000001, "the file must really hold the other NaN"
+    expect(verify(path, body, store))
+
+
+def test_nan_to_number_and_zero_to_nan_are_changes(committed) -> None:
+    path, body, store = committed
+    t = with_value(with_value(base_table(), "x", 12, 0.0), "x", 6, float("nan"))
+    expect(check(path, t, body, store), changed=[6, 12])
+
+
+def test_reordering_rows_and_columns_keeps_the_root(committed, tmp_path: Path) -> None:
+    path, body, store = committed
+    t = base_table()
+    t = t.take(np.random.default_rng(3).permutation(N)).select(["s", "n", "id", "x"])
+    other = tmp_path / "shuffled.parquet"
+    pq.write_table(t, other, row_group_size=7)
+    again = commit(other, id_column="id", store=MemoryStore(), partition_rows=PARTITION)
+    assert again["root"] == body["root"]
+    assert again["schema_hash"] == body["schema_hash"]
+    expect(verify(other, body, store))
+
+
+def test_many_changes_at_once(committed) -> None:
+    path, body, store = committed
+    t = with_value(with_value(base_table(), "x", 0, 9.0), "s", 39, None)
+    t = t.filter(pc.not_equal(t.column("id"), 20))
+    extra = pa.table({"id": [-5], "x": [0.1], "n": [1], "s": ["new"]}).cast(t.schema)
+    expect(check(path, pa.concat_tables([t, extra]), body, store), [0, 39], [20], [-5])
+
+
+def test_schema_change_names_the_columns(committed) -> None:
+    path, body, store = committed
+    t = base_table().rename_columns(["id", "x", "count", "s"]).append_column("z", pa.array([1] * N))
+    result = check(path, t, body, store)
+    assert not result["ok"]
+    assert result["schema"] == {
+        "missing_columns": ["n"],
+        "added_columns": ["count", "z"],
+        "changed_types": [],
+    }
+    assert result["changed"] == list(range(N))  # every row lost its committed "n"
+
+
+def test_column_type_change_is_reported(committed) -> None:
+    path, body, store = committed
+    t = base_table()
+    t = t.set_column(2, "n", t.column("n").cast(pa.float64()))
+    result = check(path, t, body, store)
+    assert result["schema"]["changed_types"] == [
+        {"column": "n", "committed": "int", "found": "float"}
+    ]
+    assert result["changed"] == [] and not result["ok"]  # values themselves are exact
+
+
+# --- CSV: text files, where a cell can change type -------------------------------------
+
+
+@pytest.fixture
+def committed_csv(tmp_path: Path):
+    path = tmp_path / "data.csv"
+    base_table().to_pandas().to_csv(path, index=False)
+    store = MemoryStore()
+    body = commit(path, id_column="id", store=store, partition_rows=PARTITION)
+    return path, body, store
+
+
+def edit_cell(path: Path, row: int, column: str, text: str) -> None:
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[row + 1].split(",")
+    cells[header.index(column)] = text
+    lines[row + 1] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_csv_change_a_value_type(committed_csv) -> None:
+    path, body, store = committed_csv
+    edit_cell(path, 14, "n", "fourteen")
+    result = verify(path, body, store)
+    assert result["changed"] == [14]
+    assert result["missing"] == result["added"] == []
+    assert result["schema"]["changed_types"] == [
+        {"column": "n", "committed": "int", "found": "string"}
+    ]
+    assert not result["ok"]
+
+
+def test_csv_int_cell_becomes_float(committed_csv) -> None:
+    path, body, store = committed_csv
+    edit_cell(path, 8, "n", "3.5")
+    result = verify(path, body, store)
+    assert result["changed"] == [8]
+    assert result["schema"]["changed_types"][0]["found"] == "float"
+
+
+def test_csv_edit_value_and_delete_line(committed_csv) -> None:
+    path, body, store = committed_csv
+    edit_cell(path, 1, "s", "tampered")
+    lines = path.read_text().splitlines()
+    del lines[1 + 27]
+    path.write_text("\n".join(lines) + "\n")
+    expect(verify(path, body, store), changed=[1], missing=[27])
+
+
+def test_csv_null_and_negative_zero(committed_csv) -> None:
+    path, body, store = committed_csv
+    edit_cell(path, 5, "x", "-0.0")
+    edit_cell(path, 30, "n", "")
+    expect(verify(path, body, store), changed=[5, 30])
+
+
+def test_csv_and_parquet_of_same_data_commit_alike(committed_csv, tmp_path: Path) -> None:
+    path, body, _ = committed_csv
+    other = tmp_path / "same.parquet"
+    pq.write_table(pd.read_csv(path).pipe(pa.Table.from_pandas, preserve_index=False), other)
+    assert (
+        commit(other, id_column="id", store=MemoryStore(), partition_rows=PARTITION)["root"]
+        == body["root"]
+    )
+
+
+def test_feather_tamper(tmp_path: Path) -> None:
+    path = tmp_path / "data.feather"
+    feather.write_feather(base_table(), path)
+    store = MemoryStore()
+    body = commit(path, id_column="id", store=store, partition_rows=PARTITION)
+    feather.write_feather(with_value(base_table(), "s", 0, "x"), path)
+    expect(verify(path, body, store), changed=[0])
+
+
+def test_tampered_artifact_store_is_reported(committed) -> None:
+    path, body, store = committed
+    import json
+
+    index = json.loads(store.get(body["partitions"]))
+    leaves_key = index["partitions"][1]["leaves"]
+    data = bytearray(store.get(leaves_key))
+    data[-1] ^= 1
+    store.blobs[leaves_key] = bytes(data)
+    pq.write_table(with_value(base_table(), "x", 9, 7.0), path)  # forces partition 1 to load
+    with pytest.raises(ValueError, match="does not match the committed root"):
+        verify(path, body, store)
