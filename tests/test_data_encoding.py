@@ -168,5 +168,5 @@ def test_empty_dataset_root() -> None:
 
 def test_unsupported_type_names_the_column() -> None:
     table = pa.table({"id": [1], "tags": pa.array([[1, 2]])})
-    with pytest.raises(ValueError, match="'tags'.*not supported"):
+    with pytest.raises(ValueError, match=r"'tags'.*not supported"):
         commit(table, id_column="id", store=MemoryStore())

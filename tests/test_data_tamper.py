@@ -159,7 +159,7 @@ def test_nan_to_number_and_zero_to_nan_are_changes(committed) -> None:
 
 
 def test_reordering_rows_and_columns_keeps_the_root(committed, tmp_path: Path) -> None:
-    path, body, store = committed
+    _, body, store = committed
     t = base_table()
     t = t.take(np.random.default_rng(3).permutation(N)).select(["s", "n", "id", "x"])
     other = tmp_path / "shuffled.parquet"
