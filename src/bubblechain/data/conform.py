@@ -44,7 +44,8 @@ def open_for_schema(data: Any, schema: dict, batch_rows: int) -> tuple[Source, d
     if source.kind == "CSV file":
         names = set(source.schema.names)
         types = {n: pa.large_string() for n, _ in value_columns(schema) if n in names}
-        types[schema["id_column"]] = arrow_type(id_kind(schema))
+        if id_kind(schema) != "null":
+            types[schema["id_column"]] = arrow_type(id_kind(schema))
         source = open_source(data, batch_rows=batch_rows, csv_column_types=types)
     return source, found
 

@@ -39,7 +39,8 @@ TAG_ABSENT = 0xFF
 rebuilt (a dropped column, a value that does not convert back), so the row differs."""
 
 CANONICAL_NAN = 0x7FF8000000000000
-ID_KINDS = ("int", "string")
+ID_KINDS = ("int", "string", "null")
+"""``null`` only for a dataset with no rows at all (a header-only CSV has no types)."""
 
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 _SECONDS_NANOS = np.dtype([("s", "<i8"), ("ns", "<u4")])
@@ -153,7 +154,9 @@ def canonical_ids(arr: pa.Array, kind: str, label: str) -> pa.Array:
     """Ids as they are encoded and ordered: int64, or NFC-normalised large strings."""
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
-    if kind == "int":
+    if kind == "null" and pa.types.is_null(arr.type):
+        return arr
+    if kind == "int" or (kind == "null" and pa.types.is_integer(arr.type)):
         if pa.types.is_uint64(arr.type) and len(arr) and pc.max(arr).as_py() >= 2**63:
             raise DataError(f"{label}: id {pc.max(arr).as_py()} does not fit in a signed 64-bit id")
         return arr.cast(pa.int64())

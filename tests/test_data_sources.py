@@ -1,0 +1,206 @@
+"""Every source gives the same commitment for the same rows; bad input fails in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+
+from bubblechain.data import DataError, MemoryStore, commit, verify
+
+N = 30
+
+
+def table() -> pa.Table:
+    return pa.table(
+        {
+            "id": np.arange(N, dtype=np.int64),
+            "score": np.linspace(-1, 1, N),
+            "label": [f"l{i % 4}" for i in range(N)],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def expected_root() -> str:
+    return commit(table(), id_column="id", store=MemoryStore(), partition_rows=4)["root"]
+
+
+def root_of(data, **kw) -> str:
+    return commit(data, id_column="id", store=MemoryStore(), partition_rows=4, **kw)["root"]
+
+
+def test_parquet_in_small_batches(tmp_path: Path, expected_root: str) -> None:
+    path = tmp_path / "t.parquet"
+    pq.write_table(table(), path, row_group_size=7)
+    assert root_of(path, batch_rows=5) == expected_root
+
+
+def test_parquet_directory_is_one_dataset(tmp_path: Path, expected_root: str) -> None:
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    t = table()
+    pq.write_table(t.slice(20), folder / "b.parquet")  # out of id order across files
+    pq.write_table(t.slice(0, 20), folder / "a.parquet")
+    (folder / "_SUCCESS").write_text("")
+    assert root_of(folder) == expected_root
+
+
+def test_csv(tmp_path: Path, expected_root: str) -> None:
+    path = tmp_path / "t.csv"
+    table().to_pandas().to_csv(path, index=False)
+    assert root_of(path) == expected_root
+
+
+def test_arrow_ipc_file_and_stream(tmp_path: Path, expected_root: str) -> None:
+    path = tmp_path / "t.feather"
+    feather.write_feather(table(), path, chunksize=9)
+    assert root_of(path, batch_rows=4) == expected_root
+    stream = tmp_path / "t.arrows"
+    with pa.OSFile(str(stream), "wb") as sink, pa.ipc.new_stream(sink, table().schema) as w:
+        w.write_table(table(), max_chunksize=11)
+    assert root_of(stream) == expected_root
+
+
+def test_pandas_numpy_and_dict(expected_root: str) -> None:
+    df = table().to_pandas()
+    assert root_of(df) == expected_root
+    assert root_of(df.set_index("id")) == expected_root  # a named index is a column
+    rec = np.zeros(N, dtype=[("id", "<i8"), ("score", "<f8"), ("label", "U2")])
+    rec["id"], rec["score"], rec["label"] = np.arange(N), np.linspace(-1, 1, N), df["label"]
+    assert root_of(rec) == expected_root
+    assert root_of({k: df[k].to_numpy() for k in df.columns}) == expected_root
+
+
+def test_unsorted_input_uses_both_workers(expected_root: str) -> None:
+    shuffled = table().take(np.random.default_rng(0).permutation(N))
+    assert root_of(shuffled, workers=2) == expected_root
+    assert root_of(table(), workers=2) == expected_root
+
+
+def test_string_ids_order_by_nfc_utf8_bytes() -> None:
+    ids = ["b", "a", "é", "e\u0301x", "Z", "aa"]
+    t = pa.table({"k": ids, "v": range(len(ids))})
+    body = commit(t, id_column="k", store=MemoryStore(), partition_rows=2)
+    reordered = commit(
+        t.take([5, 4, 3, 2, 1, 0]), id_column="k", store=MemoryStore(), partition_rows=2
+    )
+    assert body["root"] == reordered["root"]
+    with pytest.raises(DataError, match="duplicate id 'é'"):
+        commit(pa.table({"k": ["é", "e\u0301"], "v": [1, 2]}), id_column="k", store=MemoryStore())
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.parquet"
+    with pytest.raises(DataError, match=f"^{path}: no such file or directory$"):
+        commit(path, id_column="id", store=MemoryStore())
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1" + b"\x00garbage" * 10)
+    with pytest.raises(DataError, match=f"^{path}: not a readable Parquet file: ") as info:
+        commit(path, id_column="id", store=MemoryStore())
+    assert "\n" not in str(info.value)
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    with pytest.raises(DataError, match="unrecognised format"):
+        commit(other, id_column="id", store=MemoryStore())
+
+
+def test_truncated_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    pq.write_table(table(), path)
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(DataError, match=str(path)):
+        commit(path, id_column="id", store=MemoryStore())
+
+
+def test_missing_id_column(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    pq.write_table(table(), path)
+    with pytest.raises(DataError, match=rf"^{path}: no id column 'row_id' \(columns: 'id', "):
+        commit(path, id_column="row_id", store=MemoryStore())
+
+
+def test_null_and_duplicate_ids_are_named(tmp_path: Path) -> None:
+    t = table()
+    ids = t.column("id").to_pylist()
+    ids[17] = None
+    path = tmp_path / "t.parquet"
+    pq.write_table(t.set_column(0, "id", pa.array(ids)), path)
+    with pytest.raises(DataError, match=r"row 17 \(0-based, in file order\) has a null id"):
+        commit(path, id_column="id", store=MemoryStore())
+    ids[17] = 3
+    pq.write_table(t.set_column(0, "id", pa.array(ids)), path)
+    with pytest.raises(DataError, match=f"^{path}: duplicate id 3 in column 'id'$"):
+        commit(path, id_column="id", store=MemoryStore())
+
+
+def test_float_ids_are_refused() -> None:
+    with pytest.raises(DataError, match="ids must be integers or strings"):
+        commit(pa.table({"id": [1.0, 2.0]}), id_column="id", store=MemoryStore())
+    with pytest.raises(DataError, match=r"row 0 .* has a null id"):
+        commit(pa.table({"id": pa.nulls(2)}), id_column="id", store=MemoryStore())
+
+
+def test_empty_files_are_valid_empty_commitments(tmp_path: Path) -> None:
+    empty = table().slice(0, 0)
+    pq_path = tmp_path / "empty.parquet"
+    pq.write_table(empty, pq_path)
+    csv_path = tmp_path / "empty.csv"
+    csv_path.write_text("id,score,label\n")
+    for path in (pq_path, csv_path):
+        store = MemoryStore()
+        body = commit(path, id_column="id", store=store)
+        assert body["rows"] == 0
+        assert body["root"] == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        assert verify(path, body, store)["ok"]
+    store = MemoryStore()
+    body = commit(pq_path, id_column="id", store=store)
+    pq.write_table(table().slice(0, 2), pq_path)
+    assert verify(pq_path, body, store)["added"] == [0, 1]
+    store = MemoryStore()
+    body = commit(csv_path, id_column="id", store=store)
+    table().slice(0, 2).to_pandas().to_csv(csv_path, index=False)
+    result = verify(csv_path, body, store)
+    assert result["added"] == [0, 1] and not result["ok"]
+
+
+def test_zero_byte_file(tmp_path: Path) -> None:
+    path = tmp_path / "nothing.csv"
+    path.write_bytes(b"")
+    with pytest.raises(DataError, match="empty file \\(0 bytes\\)"):
+        commit(path, id_column="id", store=MemoryStore())
+
+
+def test_directory_without_parquet(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="holds no Parquet files"):
+        commit(tmp_path, id_column="id", store=MemoryStore())
+
+
+def test_plain_numpy_array_needs_names() -> None:
+    with pytest.raises(DataError, match="no column names"):
+        commit(np.zeros((3, 2)), id_column="id", store=MemoryStore())
+
+
+def test_csv_type_drift_after_first_block_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "drift.csv"
+    rows = [f"{i},{i}" for i in range(200_000)] + ["200000,oops"]
+    path.write_text("id,v\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=f"^{path}: cannot read CSV file: .*"):
+        commit(path, id_column="id", store=MemoryStore(), batch_rows=1000)
+
+
+def test_dataframe_with_mixed_objects_is_refused() -> None:
+    df = pd.DataFrame({"id": [1, 2], "v": [1, "a"]})
+    with pytest.raises(DataError, match=r"^<DataFrame>: cannot convert to Arrow"):
+        commit(df, id_column="id", store=MemoryStore())
