@@ -364,21 +364,43 @@ def encode_rows(
     return _assemble(ids, pieces, n)
 
 
+_BLOCK_ROWS = 4096
+"""Rows written at a time in the fixed-width path, so the output block stays in cache."""
+
+
+def _payload_field(w: int) -> str:
+    return {1: "u1", 8: "<u8"}.get(w, f"V{w}")
+
+
+def _assemble_fixed(ids: pa.Array, pieces: list[_Piece], n: int) -> EncodedRows:
+    """Every row has the same length: fill a packed record array, block by block."""
+    fields: list[tuple[str, str]] = [("h", "V2")]
+    sources: list[tuple[str, np.ndarray | int]] = []
+    for j, p in enumerate(pieces):
+        fields.append((f"t{j}", "u1"))
+        constant = n and p.tags[0] == p.tags[-1] and not (p.tags != p.tags[0]).any()
+        sources.append((f"t{j}", int(p.tags[0]) if constant else p.tags))
+        if p.fixed is not None:
+            w = p.fixed.shape[1]
+            kind = _payload_field(w)
+            fields.append((f"v{j}", kind))
+            sources.append((f"v{j}", np.ascontiguousarray(p.fixed).view(kind).reshape(n)))
+    dtype = np.dtype(fields)
+    out = np.empty(n, dtype)
+    out["h"] = np.frombuffer(bytes([0x00, VERSION]), "V2")[0]
+    targets = [(out[name], values) for name, values in sources]
+    for a in range(0, n, _BLOCK_ROWS):
+        b = a + _BLOCK_ROWS
+        for target, values in targets:
+            target[a:b] = values if isinstance(values, int) else values[a:b]
+    width = dtype.itemsize
+    buf = out.view(np.uint8).reshape(-1)
+    return EncodedRows(ids, buf, np.arange(n + 1, dtype=np.int64) * width, width)
+
+
 def _assemble(ids: pa.Array, pieces: list[_Piece], n: int) -> EncodedRows:
-    header = np.array([0x00, VERSION], np.uint8)
     if all(p.all_present and p.var_data is None for p in pieces):
-        width = 2 + sum(1 + (0 if p.fixed is None else p.fixed.shape[1]) for p in pieces)
-        out = np.empty((n, width), np.uint8)
-        out[:, :2] = header
-        col = 2
-        for p in pieces:
-            out[:, col] = p.tags
-            col += 1
-            if p.fixed is not None:
-                w = p.fixed.shape[1]
-                out[:, col : col + w] = p.fixed
-                col += w
-        return EncodedRows(ids, out.reshape(-1), np.arange(n + 1, dtype=np.int64) * width, width)
+        return _assemble_fixed(ids, pieces, n)
 
     lengths = [p.lengths() for p in pieces]
     offsets = np.zeros(n + 1, np.int64)

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import parallel
-from ._hashing import hash_task, run_roots
+from ._hashing import run_roots
 from .encoding import EncodedRows, canonical_ids
 from .errors import DataError
 from .sources import Source
@@ -130,11 +130,11 @@ def leaf_runs(
     workers: int | None = None,
 ) -> Iterator[Run]:
     """Second pass: yield every run of rows in id order with its leaf hashes and root."""
-    pool, window = parallel.executor(workers, scan.rows)
+    pipe = parallel.Pipeline(workers, scan.rows)
     if scan.in_order:
-        yield from _runs_in_order(source, encode, key_of, pool, window)
+        yield from _runs_in_order(source, encode, key_of, pipe)
     else:
-        yield from _runs_out_of_order(source, encode, scan, key_of, pool, window)
+        yield from _runs_out_of_order(source, encode, scan, key_of, pipe)
 
 
 def _split(ids: pa.Array, keys: np.ndarray) -> list[tuple[int, int, int]]:
@@ -147,12 +147,7 @@ def _split(ids: pa.Array, keys: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(keys[a]), a, b) for a, b in zip(starts, stops, strict=True)]
 
 
-def _task_args(rows: EncodedRows, counts: list[int]) -> tuple:
-    offsets = None if rows.width else rows.offsets.tobytes()
-    return (rows.buf.tobytes(), offsets, rows.width, counts)
-
-
-def _runs_in_order(source, encode, key_of, pool, window) -> Iterator[Run]:
+def _runs_in_order(source, encode, key_of, pipe: parallel.Pipeline) -> Iterator[Run]:
     def tasks():
         group: list[tuple[int, EncodedRows]] = []  # finished runs waiting for a task
         group_rows = 0
@@ -163,7 +158,8 @@ def _runs_in_order(source, encode, key_of, pool, window) -> Iterator[Run]:
         def task(runs):
             rows = EncodedRows.concat([r for _, r in runs])
             meta = [(k, r.ids) for k, r in runs]
-            return meta, hash_task, _task_args(rows, [len(r) for _, r in runs])
+            fn, args = pipe.hash_rows(rows.buf, rows.offsets, rows.width, [len(r) for _, r in runs])
+            return meta, fn, args
 
         for batch in source.batches():
             enc = encode(batch)
@@ -185,7 +181,7 @@ def _runs_in_order(source, encode, key_of, pool, window) -> Iterator[Run]:
         if group:
             yield task(group)
 
-    for meta, (leaves, roots) in parallel.ordered(pool, window, tasks()):
+    for meta, (leaves, roots) in pipe.results(tasks()):
         pos = 0
         for (key, ids), root in zip(meta, roots, strict=True):
             n = len(ids)
@@ -193,7 +189,7 @@ def _runs_in_order(source, encode, key_of, pool, window) -> Iterator[Run]:
             pos += n
 
 
-def _runs_out_of_order(source, encode, scan, key_of, pool, window) -> Iterator[Run]:
+def _runs_out_of_order(source, encode, scan, key_of, pipe: parallel.Pipeline) -> Iterator[Run]:
     rows = scan.rows
     leaves = np.empty((rows, 32), np.uint8)
     if scan.order is None:
@@ -206,10 +202,10 @@ def _runs_out_of_order(source, encode, scan, key_of, pool, window) -> Iterator[R
         position = 0
         for batch in source.batches():
             enc = encode(batch)
-            yield (position, len(enc)), hash_task, _task_args(enc, [])
+            yield (position, len(enc)), *pipe.hash_rows(enc.buf, enc.offsets, enc.width, [])
             position += len(enc)
 
-    for (start, n), (hashed, _) in parallel.ordered(pool, window, hash_tasks()):
+    for (start, n), (hashed, _) in pipe.results(hash_tasks()):
         got = np.frombuffer(hashed, np.uint8).reshape(n, 32)
         if place is None:
             leaves[start : start + n] = got
@@ -234,6 +230,6 @@ def _runs_out_of_order(source, encode, scan, key_of, pool, window) -> Iterator[R
             counts = [stop - start for _, start, stop in group]
             yield group, run_roots, (leaves[a:b].tobytes(), counts)
 
-    for group, roots in parallel.ordered(pool, window, root_tasks()):
+    for group, roots in pipe.results(root_tasks()):
         for (key, a, b), root in zip(group, roots, strict=True):
             yield Run(key, ids.slice(a, b - a), leaves[a:b].tobytes(), root)
