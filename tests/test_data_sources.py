@@ -204,3 +204,24 @@ def test_dataframe_with_mixed_objects_is_refused() -> None:
     df = pd.DataFrame({"id": [1, 2], "v": [1, "a"]})
     with pytest.raises(DataError, match=r"^<DataFrame>: cannot convert to Arrow"):
         commit(df, id_column="id", store=MemoryStore())
+
+
+def test_id_column_of_another_kind_is_a_clear_error(tmp_path: Path) -> None:
+    store = MemoryStore()
+    body = commit(table(), id_column="id", store=store, partition_rows=4)
+    t = table().set_column(0, "id", pa.array([f"x{i}" for i in range(N)]))
+    with pytest.raises(DataError, match=r"^<arrow table>: ids are not int ids"):
+        verify(t, body, store)
+
+
+def test_with_the_ledger_artifact_store(tmp_path: Path, expected_root: str) -> None:
+    from bubblechain.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    path = tmp_path / "t.parquet"
+    pq.write_table(table(), path)
+    body = commit(path, id_column="id", store=store, partition_rows=4)
+    assert body["root"] == expected_root and body["name"] == "t"
+    assert verify(path, body, store)["ok"]
+    pq.write_table(table().slice(1), path)
+    assert verify(path, body, store)["missing"] == [0]

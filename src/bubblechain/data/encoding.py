@@ -156,11 +156,17 @@ def canonical_ids(arr: pa.Array, kind: str, label: str) -> pa.Array:
         arr = arr.dictionary_decode()
     if kind == "null" and pa.types.is_null(arr.type):
         return arr
-    if kind == "int" or (kind == "null" and pa.types.is_integer(arr.type)):
-        if pa.types.is_uint64(arr.type) and len(arr) and pc.max(arr).as_py() >= 2**63:
-            raise DataError(f"{label}: id {pc.max(arr).as_py()} does not fit in a signed 64-bit id")
-        return arr.cast(pa.int64())
-    return pc.utf8_normalize(arr.cast(pa.large_string()), "NFC")
+    try:
+        if kind == "int" or (kind == "null" and pa.types.is_integer(arr.type)):
+            if pa.types.is_uint64(arr.type) and len(arr) and pc.max(arr).as_py() >= 2**63:
+                raise DataError(
+                    f"{label}: id {pc.max(arr).as_py()} does not fit in a signed 64-bit id"
+                )
+            return arr.cast(pa.int64())
+        return pc.utf8_normalize(arr.cast(pa.large_string()), "NFC")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{label}: ids are not {kind} ids ({arr.type}): {reason}") from None
 
 
 @dataclass

@@ -147,6 +147,16 @@ def _split(ids: pa.Array, keys: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(keys[a]), a, b) for a, b in zip(starts, stops, strict=True)]
 
 
+def _check_order(ids: pa.Array, last: object, label: str) -> object:
+    """Fail if the ids of the second pass are out of order: the file changed under us."""
+    if not len(ids):
+        return last
+    head, tail = ids.slice(0, len(ids) - 1), ids.slice(1)
+    if pc.any(pc.less(tail, head)).as_py() or (last is not None and ids[0].as_py() < last):
+        raise DataError(f"{label}: changed while being read (ids no longer in order)")
+    return ids[len(ids) - 1].as_py()
+
+
 def _runs_in_order(source, encode, key_of, pipe: parallel.Pipeline) -> Iterator[Run]:
     def tasks():
         group: list[tuple[int, EncodedRows]] = []  # finished runs waiting for a task
@@ -161,8 +171,10 @@ def _runs_in_order(source, encode, key_of, pipe: parallel.Pipeline) -> Iterator[
             fn, args = pipe.hash_rows(rows.buf, rows.offsets, rows.width, [len(r) for _, r in runs])
             return meta, fn, args
 
+        last = None
         for batch in source.batches():
             enc = encode(batch)
+            last = _check_order(enc.ids, last, source.label)
             keys = key_of(enc.ids, position)
             position += len(enc)
             for key, a, b in _split(enc.ids, keys):
@@ -206,6 +218,8 @@ def _runs_out_of_order(source, encode, scan, key_of, pipe: parallel.Pipeline) ->
             position += len(enc)
 
     for (start, n), (hashed, _) in pipe.results(hash_tasks()):
+        if start + n > rows:
+            raise DataError(f"{source.label}: changed while being read (more rows than before)")
         got = np.frombuffer(hashed, np.uint8).reshape(n, 32)
         if place is None:
             leaves[start : start + n] = got
