@@ -53,10 +53,16 @@ def dumps(obj: Any) -> bytes:
         raise ValueError(f"not representable as canonical JSON: {e}") from e
 
 
+def _parse_int(text: str) -> int | float:
+    # JCS writes integral floats beyond 2**53 without a fraction; they are still numbers.
+    n = int(text)
+    return n if -_MAX_SAFE <= n <= _MAX_SAFE else float(n)
+
+
 def loads(data: bytes) -> Any:
     """Decode canonical JSON, refusing any other encoding of the same value."""
     try:
-        obj = json.loads(data)
+        obj = json.loads(data, parse_int=_parse_int)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"not valid JSON: {e}") from e
     if dumps(obj) != bytes(data):

@@ -48,7 +48,7 @@ def vkey(name: str, sig_type: int, public_key: bytes) -> str:
 
 def parse_vkey(text: str) -> tuple[str, int, bytes]:
     """Decode a vkey into (name, signature type, public key), checking its key ID."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)
     if len(parts) != 3:
         raise ValueError(f"malformed vkey {text!r}: expected name+keyid+base64")
     name, kid, b64 = parts

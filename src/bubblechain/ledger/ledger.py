@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import merkle
 from ..artifacts import ArtifactStore
 from ..crypto.keys import SIG_COSIGNATURE_V1, SIG_ED25519, Identity, validate_key_name
 from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
@@ -362,6 +363,44 @@ class Ledger:
             if w is not None and verify_cosignature(note.body, sig, w):
                 note = note.with_signature(sig)
         return note.text()
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> dict[str, Any]:
+        """An RFC 9162 inclusion proof of entry `index` in the log of `size` entries.
+
+        Defaults to the latest final checkpoint, so the proof checks against
+        `checkpoint()` with any RFC 9162 verifier.
+        """
+        size = self._final_size() if size is None else size
+        if not 0 <= index < size:
+            raise UsageError(f"index {index} is not in a log of {size} entries")
+        leaves = self.store.leaves(stop=size)
+        return {
+            "index": index,
+            "size": size,
+            "leaf_hash": leaves[index].hex(),
+            "proof": [p.hex() for p in merkle.inclusion_proof(leaves, index)],
+            "root": merkle.root(leaves).hex(),
+        }
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
+        """An RFC 9162 consistency proof between two log sizes (default: latest final)."""
+        new_size = self._final_size() if new_size is None else new_size
+        if not 0 < old_size <= new_size:
+            raise UsageError(f"need 0 < old size ({old_size}) <= new size ({new_size})")
+        leaves = self.store.leaves(stop=new_size)
+        if len(leaves) < new_size:
+            raise UsageError(f"the log has only {len(leaves)} entries, not {new_size}")
+        return {
+            "old_size": old_size,
+            "new_size": new_size,
+            "old_root": merkle.root(leaves[:old_size]).hex(),
+            "new_root": merkle.root(leaves).hex(),
+            "proof": [p.hex() for p in merkle.consistency_proof(leaves, old_size)],
+        }
+
+    def _final_size(self) -> int:
+        row = self.store.block(self.final_height())
+        return parse_header(row.header)["size"] if row else 0
 
     def vkeys(self) -> list[str]:
         """The sequencer's verifier key, then each witness's (C2SP vkey form)."""

@@ -175,9 +175,10 @@ class Sequencer:
 
     # -- durability and witnesses -----------------------------------------------------
     def _writer(self) -> None:
-        """The only thread that writes the sequencer's store."""
+        """The only thread that writes the sequencer's store, in queue order."""
+        held = None
         while True:
-            item = self._writer_q.get()
+            item, held = (held, None) if held is not None else (self._writer_q.get(), None)
             if item is None:
                 return
             try:
@@ -189,25 +190,23 @@ class Sequencer:
                         self.committed_height = block.height
                         self.committed_size = rows[-1][0] + 1
                         self._progress.notify_all()
-                else:
-                    self._store_cosignatures([item, *self._drain_cosignatures()])
+                    continue
+                batch = [item]  # cosignatures: write all that are waiting in one commit
+                while True:
+                    try:
+                        nxt = self._writer_q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None or isinstance(nxt[0], Block):
+                        held = nxt
+                        break
+                    batch.append(nxt)
+                self._store_cosignatures(batch)
             except BaseException as e:  # disk full, I/O error: stop and report
                 with self._progress:
                     self._fatal = e
                     self._progress.notify_all()
                 return
-
-    def _drain_cosignatures(self) -> list:
-        items = []
-        while True:
-            try:
-                item = self._writer_q.get_nowait()
-            except queue.Empty:
-                return items
-            if item is None or isinstance(item[0], Block):
-                self._writer_q.put(item)  # keep order: handle it on the next turn
-                return items
-            items.append(item)
 
     def _store_cosignatures(self, items: list) -> None:
         self.store.add_cosignatures([(h, w, sig.line()) for h, w, sig in items])

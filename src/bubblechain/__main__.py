@@ -1,0 +1,3 @@
+from bubblechain.cli.main import main
+
+main()

@@ -1,0 +1,247 @@
+"""The ledger's rules, finality and proofs, through the Python API."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from bubblechain import merkle
+from bubblechain.crypto.keys import Identity
+from bubblechain.crypto.note import Checkpoint, SignedNote
+from bubblechain.errors import NotFinal, Rejected, UsageError, WitnessRefusal
+from bubblechain.ledger import Ledger, Message
+from bubblechain.ledger.kinds import KindRule, register_kind
+from bubblechain.ledger.sequencer import load_block
+from bubblechain.ledger.verify import verify_home
+
+register_kind("test.step", KindRule(needs_job=True))
+register_kind("test.open", KindRule(opens_job=True))
+register_kind("test.close", KindRule(closes_job=True))
+
+H = "ab" * 32
+
+
+@pytest.fixture
+def led(home):
+    with Ledger.open(home, block_size=16) as led:
+        yield led
+
+
+def worker(led: Ledger, name: str = "worker-1") -> Identity:
+    ident = Identity.generate(name)
+    led.register_node(ident.name, ident.public_key, "worker")
+    return ident
+
+
+def test_append_returns_id_and_index_and_flush_finalises(led):
+    a = led.append("note", {"text": "first"})
+    b = led.append("note", {"text": "second"})
+    assert (a.index, b.index) == (1, 2)
+    height = led.flush()
+    st = led.status()
+    assert st["final_height"] == height == st["height"]
+    assert st["size"] == st["final_size"] == 3
+    assert [e.body["text"] for e in led.entries(kind="note")] == ["first", "second"]
+    assert led.entry(a.id).index == 1
+
+
+def test_blocks_are_cut_by_count_and_all_witnesses_keep_up(led):
+    for i in range(100):
+        led.append("note", {"text": str(i)})
+    led.flush()
+    st = led.status()
+    assert st["size"] == 101
+    assert st["height"] >= 100 // 16  # genesis block + at least 6 full blocks
+    assert {w["size"] for w in st["witnesses"]} == {101}
+    assert verify_home(led.home.root).ok
+
+
+def test_message_from_unregistered_sender_is_rejected(led):
+    stranger = Identity.generate("stranger")
+    with pytest.raises(Rejected, match="sender 'stranger' is not registered"):
+        led.submit(Message.create(stranger, "note", {"text": "hi"}, seq=1))
+
+
+def test_bad_signature_is_rejected(led):
+    w = worker(led)
+    m = Message.create(w, "note", {"text": "hi"}, seq=1)
+    forged = Message.from_parts(m.payload, bytes(64))
+    with pytest.raises(Rejected, match="signature does not verify under 'worker-1'"):
+        led.submit(forged)
+    impostor = Identity.generate("worker-1")  # same name, other key
+    with pytest.raises(Rejected, match="signature does not verify"):
+        led.submit(Message.create(impostor, "note", {"text": "hi"}, seq=1))
+
+
+def test_duplicate_and_sequence_rules(led):
+    w = worker(led)
+    m1 = Message.create(w, "note", {"text": "one"}, seq=1)
+    led.submit(m1)
+    with pytest.raises(Rejected, match="duplicate"):
+        led.submit(m1)
+    led.flush()
+    with pytest.raises(Rejected, match="duplicate"):  # also once it is committed
+        led.submit(m1)
+    with pytest.raises(Rejected, match="sequence 5 from 'worker-1' out of order \\(expected 2\\)"):
+        led.submit(Message.create(w, "note", {"text": "gap"}, seq=5))
+
+
+def test_bubble_state_continuity(led):
+    w = worker(led)
+    s1, s2, s3 = "11" * 32, "22" * 32, "33" * 32
+    led.submit(Message.create(w, "note", {"text": "a"}, seq=1, bubble="b1", last=None, state=s1))
+    led.submit(Message.create(w, "note", {"text": "b"}, seq=2, bubble="b1", last=s1, state=s2))
+    with pytest.raises(Rejected, match=f"state discontinuity in bubble 'b1': last_state {s1}"):
+        led.submit(Message.create(w, "note", {"text": "c"}, seq=3, bubble="b1", last=s1, state=s3))
+
+
+def test_inputs_must_be_known(led):
+    with pytest.raises(Rejected, match=f"input {H} is neither a message nor an artifact"):
+        led.append("note", {"text": "x"}, inputs=[H])
+    a = led.append("note", {"text": "declares"}, outputs=[H])
+    led.append("note", {"text": "uses artifact"}, inputs=[H])
+    led.append("note", {"text": "uses message"}, inputs=[a.id])
+    led.flush()
+    led.append("note", {"text": "after commit"}, inputs=[H, a.id])
+    led.flush()
+
+
+def test_job_binding(led):
+    with pytest.raises(Rejected, match="names job 'j1', which is not open"):
+        led.append("test.step", {}, job="j1")
+    led.append("test.open", {}, job="j1")
+    with pytest.raises(Rejected, match="must open a new job"):
+        led.append("test.open", {}, job="j1")
+    led.append("test.step", {}, job="j1")
+    led.append("test.close", {}, job="j1")
+    with pytest.raises(Rejected, match="not open"):
+        led.append("test.step", {}, job="j1")
+
+
+def test_admin_only_kinds(led):
+    w = worker(led)
+    body = {"name": "evil", "key": base64.b64encode(bytes(32)).decode(), "role": "worker"}
+    with pytest.raises(Rejected, match="node.register must be signed by the admin"):
+        led.submit(Message.create(w, "node.register", body, seq=1))
+    with pytest.raises(Rejected, match="unknown message kind 'no.such'"):
+        led.append("no.such", {})
+
+
+def test_inclusion_and_consistency_proofs_verify_against_checkpoints(led):
+    ids = [led.append("note", {"text": str(i)}) for i in range(40)]
+    led.flush()
+    cp1 = Checkpoint.parse(SignedNote.parse(led.checkpoint()).body)
+    for a in ids[::7]:
+        p = led.inclusion_proof(a.index)
+        assert p["size"] == cp1.size and p["root"] == cp1.root.hex()
+        entry = led.entry(a.id).message.entry
+        assert p["leaf_hash"] == merkle.leaf_hash(entry).hex()
+        merkle.verify_inclusion(
+            merkle.leaf_hash(entry), a.index, p["size"], [bytes.fromhex(h) for h in p["proof"]],
+            cp1.root,
+        )  # fmt: skip
+    for i in range(30):
+        led.append("note", {"text": f"more {i}"})
+    led.flush()
+    cp2 = Checkpoint.parse(SignedNote.parse(led.checkpoint()).body)
+    c = led.consistency_proof(cp1.size)
+    merkle.verify_consistency(
+        cp1.size, cp2.size, [bytes.fromhex(h) for h in c["proof"]], cp1.root, cp2.root
+    )
+    with pytest.raises(UsageError, match="not in a log"):
+        led.inclusion_proof(10_000)
+
+
+def test_witness_refuses_to_cosign_a_rival_block_and_keeps_evidence(led):
+    led.append("note", {"text": "real"})
+    led.flush()
+    head = led.store.head()
+    block = load_block(led.store, head.height)
+    # The sequencer's key signs a different block at the same height (an equivocation).
+    seq_key = Identity.load(led.home.key("sequencer"))
+    from bubblechain.ledger.block import checkpoint_for, header_hash, make_header
+    from bubblechain.crypto.note import sign_note
+
+    rival_msg = Message.create(led.admin, "note", {"text": "rival"}, seq=block.messages[0].seq)
+    tree = merkle.CompactTree()
+    tree.extend(led.store.leaves(stop=block.first))
+    tree.append(rival_msg.leaf)
+    prev = led.store.block(head.height - 1).hash
+    header = make_header(head.height, prev, block.first, 1, tree.root(), 0)
+    hh = header_hash(header)
+    body = checkpoint_for(led.genesis.origin, tree.size, tree.root(), head.height, hh).body()
+    rival = type(block)(head.height, header, hh, SignedNote(body, (sign_note(body, seq_key),)),
+                        (rival_msg,))  # fmt: skip
+    w1 = led.sequencer.links[0].witness
+    with pytest.raises(WitnessRefusal, match="equivocation: block"):
+        w1.add_block(rival)
+    ((_, reason, evidence),) = w1.store.evidence()
+    assert "equivocation" in reason and "rival" not in evidence and body.decode() in evidence
+    # the witness still re-serves its cosignature for the real block
+    assert w1.add_block(block).line() == w1.store.cosignatures(head.height)["w1"]
+
+
+def test_quorum_unreachable_then_recovered(home):
+    with Ledger.open(home) as led:
+        down = {"w2", "w3"}
+        for link in led.sequencer.links:
+            real = link.witness.add_block
+
+            def flaky(block, real=real, name=link.witness.name):
+                if name in down:
+                    raise ConnectionError(f"{name} unreachable")
+                return real(block)
+
+            link.witness.add_block = flaky
+        led.append("note", {"text": "stuck"})
+        with pytest.raises(NotFinal, match="timed out waiting for block 1 to be final"):
+            led.flush(timeout=1.5)
+        errors = {w["name"]: w.get("error") for w in led.status()["witnesses"]}
+        assert errors == {"w1": None, "w2": "ConnectionError: w2 unreachable",
+                          "w3": "ConnectionError: w3 unreachable"}  # fmt: skip
+        down.discard("w2")  # one witness comes back: quorum 2 of 3 is reached
+        led.flush(timeout=30)
+        assert led.status()["final_height"] == 1
+
+
+def test_refusals_beyond_the_quorum_margin_fail_fast(home):
+    led = Ledger.open(home)
+    for link in led.sequencer.links[1:]:
+
+        def refuse(block, name=link.witness.name):
+            raise WitnessRefusal(name, "policy says no")
+
+        link.witness.add_block = refuse
+    led.append("note", {"text": "refused"})
+    with pytest.raises(NotFinal, match="cannot reach quorum 2 of 3: w2: policy says no"):
+        led.flush(timeout=30)
+    with pytest.raises(NotFinal):  # closing says so too, and still releases the home
+        led.close()
+    Ledger.open(home, lock_timeout=0.5).close()
+
+
+def test_witness_rejects_a_message_the_sequencer_should_not_have_accepted(led):
+    w1 = led.sequencer.links[0].witness
+    led.append("note", {"text": "ok"})
+    led.flush()
+    block = load_block(led.store, led.store.head().height)
+    bad = Message.from_parts(block.messages[0].payload, bytes(64))
+    forged = type(block)(block.height + 1, block.header, block.hash, block.checkpoint, (bad,))
+    with pytest.raises(WitnessRefusal):
+        w1.add_block(forged)
+
+
+def test_open_errors_are_clear(tmp_path):
+    with pytest.raises(UsageError, match=f"no ledger at {tmp_path / 'nope'}"):
+        Ledger.open(tmp_path / "nope")
+
+
+def test_init_refuses_to_overwrite(home):
+    with pytest.raises(UsageError, match="refusing to overwrite"):
+        Ledger.init(home)
+
+
+def test_home_is_locked_against_a_second_sequencer(home):
+    with Ledger.open(home), pytest.raises(UsageError, match="in use by another process"):
+        Ledger.open(home, lock_timeout=0.2)
