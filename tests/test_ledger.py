@@ -160,8 +160,8 @@ def test_witness_refuses_to_cosign_a_rival_block_and_keeps_evidence(led):
     block = load_block(led.store, head.height)
     # The sequencer's key signs a different block at the same height (an equivocation).
     seq_key = Identity.load(led.home.key("sequencer"))
-    from bubblechain.ledger.block import checkpoint_for, header_hash, make_header
     from bubblechain.crypto.note import sign_note
+    from bubblechain.ledger.block import checkpoint_for, header_hash, make_header
 
     rival_msg = Message.create(led.admin, "note", {"text": "rival"}, seq=block.messages[0].seq)
     tree = merkle.CompactTree()

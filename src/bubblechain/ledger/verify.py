@@ -10,6 +10,7 @@ the witnesses' replicas and cosignatures disagree with it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -57,6 +58,7 @@ class CopyView:
 
     label: str
     blocks: dict[int, bytes] = field(default_factory=dict)  # height -> recomputed header hash
+    contents: dict[int, bytes] = field(default_factory=dict)  # height -> digest of stored rows
     ranges: dict[int, tuple[int, int]] = field(default_factory=dict)  # height -> (first, count)
     valid_cosigners: dict[int, set[str]] = field(default_factory=dict)
     size: int = 0
@@ -168,7 +170,7 @@ def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding
             )
             replay_ok = False
         if replay_ok:
-            _replay_block(store, state, tree, h, hdr, find)
+            view.contents[h] = _replay_block(store, state, tree, h, hdr, find)
             if tree.root().hex() != hdr["root"]:
                 find(
                     "root",
@@ -209,9 +211,14 @@ def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding
     return out, view
 
 
-def _replay_block(store, state, tree, h, hdr, find) -> None:
+def _replay_block(store, state, tree, h, hdr, find) -> bytes:
+    """Check a block's messages in order; return a digest of its stored rows."""
     first, count = hdr["first"], hdr["count"]
     rows = list(store.messages(start=first, stop=first + count))
+    digest = hashlib.sha256()
+    for r in rows:
+        digest.update(r.idx.to_bytes(8, "big") + r.sig + len(r.payload).to_bytes(4, "big"))
+        digest.update(r.payload)
     got = {r.idx for r in rows}
     for idx in range(first, first + count):
         if idx not in got:
@@ -247,6 +254,7 @@ def _replay_block(store, state, tree, h, hdr, find) -> None:
     for _ in range(count - len(rows)):
         tree.append(b"\0" * 32)
         state.size += 1
+    return digest.digest()
 
 
 def _check_checkpoint(row: BlockRow, hdr, genesis: Genesis, cosigs, computed, find, tree):
@@ -334,6 +342,8 @@ def _compare(led: Store, lv: CopyView, rep: Store, rv: CopyView, out: list[Findi
                 out.append(Finding("replica", f"witness {w}, block {h}", detail))
             continue
         if lv.blocks[h] == rv.blocks[h]:
+            if lv.contents.get(h) != rv.contents.get(h):
+                _compare_messages(led, rep, h, lv, rv, out)
             continue
         detail = (
             f"differs from witness {w}'s replica "

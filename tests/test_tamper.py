@@ -1,0 +1,181 @@
+"""Tamper tests: really change what an attacker would change, assert the exact finding."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bubblechain import merkle
+from bubblechain.crypto.keys import Identity
+from bubblechain.crypto.note import SignedNote, sign_note
+from bubblechain.ledger import Ledger, Message
+from bubblechain.ledger.block import checkpoint_for, header_hash, make_header, parse_header
+from bubblechain.ledger.verify import verify_home
+
+N_NOTES = 40
+BLOCK = 8
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    h = tmp_path / "home"
+    Ledger.init(h).close()
+    with Ledger.open(h, block_size=BLOCK) as led:
+        for i in range(N_NOTES):
+            led.append("note", {"text": f"note {i:03d}"})
+    assert not (h / "ledger.db-wal").exists()  # everything is in the main file now
+    assert verify_home(h).ok
+    return h
+
+
+def db(home: Path) -> sqlite3.Connection:
+    return sqlite3.connect(home / "ledger.db", isolation_level=None)
+
+
+def block_of(home: Path, idx: int) -> int:
+    return db(home).execute("SELECT block FROM messages WHERE idx=?", (idx,)).fetchone()[0]
+
+
+def findings(home: Path) -> set[tuple[str, str, str]]:
+    report = verify_home(home)
+    assert not report.ok
+    return {(f.kind, f.where, f.detail) for f in report.findings}
+
+
+def wheres(home: Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in verify_home(home).findings:
+        out.setdefault(f.where, []).append(f.detail)
+    return out
+
+
+def test_one_byte_of_a_stored_message_changed_in_the_file(home):
+    raw = (home / "ledger.db").read_bytes()
+    needle = b'"text":"note 009"'
+    assert raw.count(needle) == 1
+    at = raw.index(needle) + len(needle) - 2
+    (home / "ledger.db").write_bytes(raw[:at] + b"7" + raw[at + 1 :])  # one byte, in place
+    idx, blk = 10, block_of(home, 10)  # note 009 is entry 10 (entry 0 is the genesis)
+    w = wheres(home)
+    where = f"message {idx} (block {blk})"
+    assert "signature does not verify under 'admin''s registered key" in w[where]
+    assert "stored id does not match the payload's hash" in w[where]
+    assert any("header root does not match" in d for d in w[f"block {blk}"])
+    assert "differs from witness w1's copy" in w[where]
+    assert not [k for k in w if k.startswith("message") and k != where]  # nothing else blamed
+
+
+def test_one_byte_of_a_block_header_changed(home):
+    con = db(home)
+    header = con.execute("SELECT header FROM blocks WHERE height=3").fetchone()[0]
+    at = header.index(b'"time":') + 10
+    tampered = header[:at] + bytes([(header[at] - 48 + 1) % 10 + 48]) + header[at + 1 :]
+    assert tampered != header and len(tampered) == len(header)
+    con.execute("UPDATE blocks SET header=? WHERE height=3", (tampered,))
+    w = wheres(home)
+    assert "stored block hash does not match its header" in w["block 3"]
+    assert "checkpoint does not commit to this block's header" in w["block 3"]
+    assert any("does not link to block 3" in d for d in w["block 4"])
+    assert any("differs from witness w1's replica" in d for d in w["block 3"])
+
+
+def test_one_byte_of_a_cosignature_changed(home):
+    con = db(home)
+    line = con.execute("SELECT line FROM cosignatures WHERE height=2 AND witness='w2'").fetchone()[
+        0
+    ]
+    i = len(line) - 10  # a character inside the signature bytes
+    flipped = line[:i] + ("A" if line[i] != "A" else "B") + line[i + 1 :]
+    con.execute("UPDATE cosignatures SET line=? WHERE height=2 AND witness='w2'", (flipped,))
+    assert findings(home) == {
+        ("cosignature", "block 2", "cosignature by w2 does not verify over this checkpoint")
+    }
+
+
+def test_a_block_deleted(home):
+    con = db(home)
+    con.execute("DELETE FROM messages WHERE block=2")
+    con.execute("DELETE FROM blocks WHERE height=2")
+    w = wheres(home)
+    assert "missing: heights jump from 1 to 3" in w["block 2"]
+    assert "missing from the ledger; witness w1 holds it" in w["block 2"]
+    assert "missing from the ledger; witness w3 holds it" in w["block 2"]
+
+
+def test_the_last_block_deleted(home):
+    con = db(home)
+    last = con.execute("SELECT MAX(height) FROM blocks").fetchone()[0]
+    con.execute("DELETE FROM messages WHERE block=?", (last,))
+    con.execute("DELETE FROM blocks WHERE height=?", (last,))
+    w = wheres(home)
+    assert w[f"block {last}"] == [
+        f"missing from the ledger; witness {n} holds it" for n in ("w1", "w2", "w3")
+    ]
+
+
+def test_two_messages_reordered(home):
+    con = db(home)
+    rows = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT idx, id, leaf, payload, sig FROM messages WHERE idx IN (12, 13)"
+        )
+    }
+    for idx, other in ((12, 13), (13, 12)):
+        con.execute(
+            "UPDATE messages SET id=?, leaf=?, payload=?, sig=? WHERE idx=?", (*rows[other], idx)
+        )
+    blk = block_of(home, 12)
+    w = wheres(home)
+    # entry 12 holds seq 13 (the genesis took the admin's seq 1); swapped, it now holds 14
+    assert "sequence 14 from 'admin' out of order (expected 13)" in w[f"message 12 (block {blk})"]
+    assert "sequence 13 from 'admin' out of order (expected 15)" in w[f"message 13 (block {blk})"]
+    assert any("header root does not match" in d for d in w[f"block {blk}"])
+    for idx in (12, 13):
+        assert "differs from witness w2's copy" in w[f"message {idx} (block {blk})"]
+
+
+def test_insider_rewrites_a_message_and_resigns_everything_with_the_sequencer_key(home):
+    """Root on the sequencer's machine: its keys (and the admin's) are there to use."""
+    con = db(home)
+    admin = Identity.load(home / "keys" / "admin.key")
+    seq_key = Identity.load(home / "keys" / "sequencer.key")
+    origin = seq_key.name
+    idx = 10
+    payload, blk = con.execute("SELECT payload, block FROM messages WHERE idx=?", (idx,)).fetchone()
+    old = Message.from_parts(payload, bytes(64))
+    forged = Message.create(admin, "note", {"text": "note 009 (approved)"}, seq=old.seq,
+                            time_us=old.fields["time"])  # fmt: skip
+    con.execute("BEGIN")
+    con.execute(
+        "UPDATE messages SET id=?, leaf=?, payload=?, sig=? WHERE idx=?",
+        (forged.id, forged.leaf, forged.payload, forged.signature, idx),
+    )
+    # Rebuild every block from the rewritten one on: roots, headers, links, checkpoints.
+    leaves = [bytes(r[0]) for r in con.execute("SELECT leaf FROM messages ORDER BY idx")]
+    prev = con.execute("SELECT hash FROM blocks WHERE height=?", (blk - 1,)).fetchone()[0]
+    for height, header in con.execute(
+        "SELECT height, header FROM blocks WHERE height>=? ORDER BY height", (blk,)
+    ).fetchall():
+        h = parse_header(header)
+        root = merkle.root(leaves[: h["size"]])
+        new_header = make_header(height, prev, h["first"], h["count"], root, h["time"])
+        hh = header_hash(new_header)
+        body = checkpoint_for(origin, h["size"], root, height, hh).body()
+        note = SignedNote(body, (sign_note(body, seq_key),)).text()
+        con.execute(
+            "UPDATE blocks SET hash=?, header=?, checkpoint=? WHERE height=?",
+            (hh, new_header, note, height),
+        )
+        prev = hh
+    con.execute("COMMIT")
+    report = verify_home(home)
+    ledger_only = [f for f in report.findings if f.kind not in ("cosignature", "quorum", "replica")]
+    assert ledger_only == []  # the rewritten copy is internally valid: signatures, roots, links
+    w = wheres(home)
+    for name in ("w1", "w2", "w3"):
+        assert f"cosignature by {name} does not verify over this checkpoint" in w[f"block {blk}"]
+        assert any(f"differs from witness {name}'s replica" in d for d in w[f"block {blk}"])
+        assert f"differs from witness {name}'s copy" in w[f"message {idx} (block {blk})"]
