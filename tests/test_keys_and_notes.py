@@ -32,7 +32,8 @@ GO_NOTE = (
     "If you think cryptography is the answer to your problem,\n"
     "then you don't know what your problem is.\n"
     "\n"
-    "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+    "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNX"
+    "gKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
 )
 
 

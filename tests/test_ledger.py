@@ -122,9 +122,9 @@ def test_job_binding(led):
 def test_admin_only_kinds(led):
     w = worker(led)
     body = {"name": "evil", "key": base64.b64encode(bytes(32)).decode(), "role": "worker"}
-    with pytest.raises(Rejected, match="node.register must be signed by the admin"):
+    with pytest.raises(Rejected, match=r"node\.register must be signed by the admin"):
         led.submit(Message.create(w, "node.register", body, seq=1))
-    with pytest.raises(Rejected, match="unknown message kind 'no.such'"):
+    with pytest.raises(Rejected, match=r"unknown message kind 'no\.such'"):
         led.append("no.such", {})
 
 

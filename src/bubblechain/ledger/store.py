@@ -129,14 +129,23 @@ class Store:
         path = Path(path)
         if not path.is_file():
             raise StoreError(f"ledger store {path} does not exist")
+        sidecars = [path.with_name(path.name + s) for s in ("-wal", "-shm")]
+        existed = [p.exists() for p in sidecars]
+        con = None
         try:
             con = _connect(path, readonly=readonly)
             fmt = con.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-        except sqlite3.DatabaseError as e:
+            if fmt is None or bytes(fmt[0]) != STORE_FORMAT.encode():
+                raise StoreError(f"{path} is not a {STORE_FORMAT} store")
+        except (sqlite3.DatabaseError, StoreError) as e:
+            if con is not None:
+                con.close()
+            for p, was in zip(sidecars, existed, strict=True):
+                if not was:  # SQLite made it while failing: leave the disk as we found it
+                    p.unlink(missing_ok=True)
+            if isinstance(e, StoreError):
+                raise
             raise StoreError(f"ledger store {path} is unreadable or corrupt: {e}") from None
-        if fmt is None or bytes(fmt[0]) != STORE_FORMAT.encode():
-            con.close()
-            raise StoreError(f"{path} is not a {STORE_FORMAT} store")
         return cls(path, con, readonly)
 
     def close(self) -> None:

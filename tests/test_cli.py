@@ -1,0 +1,190 @@
+"""The command line as a user drives it: outputs, --json, exit codes, bad input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+
+import pytest
+from conftest import run_cli_process, tree_digest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from bubblechain.ledger import Ledger
+
+
+def test_init_note_status_log_verify(tmp_path, cli):
+    home = tmp_path / "h"
+    code, out, _ = cli("init", "--home", home, "--witnesses", "4", "--quorum", "3", "--json")
+    assert code == 0
+    st = json.loads(out)
+    assert [w["name"] for w in st["witnesses"]] == ["w1", "w2", "w3", "w4"]
+    assert st["quorum"] == 3 and st["final_height"] == 0
+
+    code, out, _ = cli("note", "model v3 approved by risk committee", "--home", home, "--json")
+    assert code == 0
+    note = json.loads(out)
+    assert note["index"] == 1 and note["block"] == note["final_height"] == 1
+
+    code, out, _ = cli("status", "--home", home, "--json")
+    st = json.loads(out)
+    assert (st["height"], st["size"], st["final_height"], st["final_size"]) == (1, 2, 1, 2)
+    assert {(w["height"], w["size"]) for w in st["witnesses"]} == {(1, 2)}
+
+    code, out, _ = cli("log", "--home", home, "--kind", "note", "--json")
+    (entry,) = json.loads(out)
+    assert entry["body"] == {"text": "model v3 approved by risk committee"}
+    assert entry["id"] == note["id"] and entry["sender"] == "admin"
+
+    code, out, _ = cli("verify", "--home", home)
+    assert code == 0 and "ledger verified: 2 messages in 2 blocks" in out
+
+
+def test_home_from_environment(tmp_path, cli):
+    env = {"BUBBLECHAIN_HOME": str(tmp_path / "env-home")}
+    assert cli("init", env=env)[0] == 0
+    _code, out, _ = cli("status", "--json", env=env)
+    assert json.loads(out)["home"] == str(tmp_path / "env-home")
+
+
+def test_default_home_is_dot_bubblechain(tmp_path):
+    r = run_cli_process("init", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / ".bubblechain" / "genesis.json").is_file()
+
+
+def _c2sp_verify(note_text: str, vkeys: list[str]) -> set[str]:
+    """A small, independent signed-note verifier (pyca/cryptography, straight from the
+    C2SP spec): returns the names whose signatures verify."""
+    body, sigs = note_text.rsplit("\n\n", 1)
+    body = (body + "\n").encode()
+    verified = set()
+    keys = {}
+    for v in vkeys:
+        name, kid, b64 = v.split("+", 2)
+        raw = base64.b64decode(b64)
+        assert hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4].hex() == kid
+        keys[(name, bytes.fromhex(kid))] = raw
+    for line in sigs.rstrip("\n").split("\n"):
+        dash, name, b64 = line.split(" ")
+        assert dash == "—"
+        raw = base64.b64decode(b64)
+        key = keys.get((name, raw[:4]))
+        if key is None:
+            continue
+        pub = Ed25519PublicKey.from_public_bytes(key[1:])
+        try:
+            if key[0] == 0x01:
+                pub.verify(raw[4:], body)
+            elif key[0] == 0x04:
+                ts = int.from_bytes(raw[4:12], "big")
+                pub.verify(raw[12:], b"cosignature/v1\ntime %d\n" % ts + body)
+            verified.add(name)
+        except InvalidSignature:
+            pass
+    return verified
+
+
+def test_checkpoint_verifies_with_only_the_printed_vkeys(home, cli):
+    cli("note", "hello", "--home", home)
+    code, checkpoint, _ = cli("checkpoint", "--home", home)
+    assert code == 0
+    code, keys, _ = cli("keys", "--home", home)
+    vkeys = keys.split()
+    assert len(vkeys) == 4 and vkeys[1].startswith("w1+")
+    origin = checkpoint.split("\n")[0]
+    assert vkeys[0].startswith(origin + "+")
+    assert _c2sp_verify(checkpoint, vkeys) == {origin, "w1", "w2", "w3"}
+    assert checkpoint.split("\n")[1] == "2"  # the log size line
+    forged = checkpoint.replace("\n2\n", "\n3\n", 1)
+    assert _c2sp_verify(forged, vkeys) == set()
+
+
+def test_verify_json_reports_findings_with_exit_1_and_reopening_heals(home, cli):
+    cli("note", "before", "--home", home)
+    con = sqlite3.connect(home / "ledger.db")
+    con.execute("DELETE FROM cosignatures WHERE height=0 AND witness IN ('w1', 'w2')")
+    con.commit()
+    con.close()
+    code, out, _ = cli("verify", "--home", home, "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert report["ok"] is False
+    assert report["findings"] == [
+        {
+            "kind": "quorum",
+            "where": "block 0",
+            "detail": "has 1 valid cosignatures of the 2 required, yet block 1 after it is final",
+        }
+    ]
+    # The next sequencer run asks the witnesses again for the cosignatures it lacks.
+    cli("note", "after", "--home", home)
+    assert cli("verify", "--home", home)[0] == 0
+
+
+def _corrupt(path):
+    raw = bytearray(path.read_bytes())
+    raw[0:16] = b"this is not sql!"
+    path.write_bytes(bytes(raw))
+
+
+def _truncate(path):
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 3])
+
+
+@pytest.mark.parametrize("damage", [_corrupt, _truncate], ids=["corrupt", "truncated"])
+@pytest.mark.parametrize("command", ["status", "log", "verify", "note"])
+def test_damaged_store_is_one_clear_line_exit_2(home, damage, command):
+    with Ledger.open(home) as led:  # enough pages for truncation to cut into the data
+        for i in range(300):
+            led.append("note", {"text": f"note {i}"})
+    damage(home / "ledger.db")
+    before = tree_digest(home)
+    args = [command, "x"] if command == "note" else [command]
+    r = run_cli_process(*args, "--home", home)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ledger.db" in lines[0] and lines[0].startswith("error:")
+    assert tree_digest(home) == before
+
+
+def test_missing_key_file(home):
+    (home / "keys" / "admin.key").unlink()
+    before = tree_digest(home)
+    r = run_cli_process("note", "x", "--home", home)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"error: key file {home / 'keys' / 'admin.key'} is missing"
+    assert tree_digest(home) == before
+
+
+@pytest.mark.parametrize("command", ["status", "log", "verify", "note", "checkpoint", "keys"])
+def test_wrong_home(tmp_path, command):
+    args = [command, "x"] if command == "note" else [command]
+    r = run_cli_process(*args, "--home", tmp_path / "nowhere")
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"error: no ledger at {tmp_path / 'nowhere'}: run `bubblechain init` or pass --home"
+    )
+    assert not (tmp_path / "nowhere").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run_cli_process(*args, "--home", empty)
+    assert r.returncode == 2 and "genesis.json is missing" in r.stderr
+    assert list(empty.iterdir()) == []
+
+
+def test_init_refuses_existing_home(home):
+    before = tree_digest(home)
+    r = run_cli_process("init", "--home", home)
+    assert r.returncode == 2 and "refusing to overwrite" in r.stderr
+    assert tree_digest(home) == before
+
+
+def test_bad_quorum(tmp_path):
+    r = run_cli_process("init", "--home", tmp_path / "h", "--witnesses", "2", "--quorum", "3")
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: --quorum must be between 1 and 2, got 3"
+    assert not (tmp_path / "h").exists()
