@@ -245,3 +245,14 @@ def test_init_refuses_to_overwrite(home):
 def test_home_is_locked_against_a_second_sequencer(home):
     with Ledger.open(home), pytest.raises(UsageError, match="in use by another process"):
         Ledger.open(home, lock_timeout=0.2)
+
+
+def test_verify_api_returns_findings(led):
+    led.append("note", {"text": "x"})
+    led.flush()
+    assert led.verify() == []
+    led.store.con.execute("DELETE FROM cosignatures WHERE height=1 AND witness='w3'")
+    led.store.con.execute("UPDATE cosignatures SET line='garbage' WHERE height=1 AND witness='w2'")
+    (f,) = led.verify()
+    assert (f.kind, f.where) == ("cosignature", "block 1")
+    assert f.detail.startswith("cosignature by w2 is malformed")

@@ -13,6 +13,8 @@ from typing import Any
 
 from ..crypto import canonical
 from ..crypto.keys import PublicIdentity, validate_key_name
+from ..errors import UsageError
+from ..home import Home
 
 GENESIS_VERSION = 1
 
@@ -87,3 +89,19 @@ class Genesis:
     @classmethod
     def from_bytes(cls, data: bytes) -> Genesis:
         return cls.from_doc(canonical.loads(data))
+
+
+def read_genesis(home: Home) -> Genesis:
+    """Load the pinned genesis of a home, with a clear error when it cannot be used."""
+    if not home.root.is_dir():
+        raise UsageError(f"no ledger at {home.root}: run `bubblechain init` or pass --home")
+    try:
+        raw = home.genesis.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"no ledger at {home.root}: {home.genesis.name} is missing") from None
+    except OSError as e:
+        raise UsageError(f"genesis file {home.genesis} is unreadable: {e.strerror}") from None
+    try:
+        return Genesis.from_bytes(raw)
+    except ValueError as e:
+        raise UsageError(f"genesis file {home.genesis} is malformed: {e}") from None

@@ -26,10 +26,11 @@ from ..fsutil import fsync_dir, write_atomic
 from ..home import Home, resolve_home
 from ..witness.local import REPLICA_FILE, LocalWitness
 from .block import parse_header
-from .genesis import Genesis
+from .genesis import Genesis, read_genesis
 from .message import Message, now_us
 from .sequencer import Sequencer
 from .store import MessageRow, Store
+from .verify import Finding, verify_home
 
 
 @dataclass(frozen=True)
@@ -63,22 +64,6 @@ class Entry:
     @property
     def fields(self) -> dict[str, Any]:
         return self.message.fields
-
-
-def read_genesis(home: Home) -> Genesis:
-    """Load the pinned genesis of a home, with a clear error when it cannot be used."""
-    if not home.root.is_dir():
-        raise UsageError(f"no ledger at {home.root}: run `bubblechain init` or pass --home")
-    try:
-        raw = home.genesis.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"no ledger at {home.root}: {home.genesis.name} is missing") from None
-    except OSError as e:
-        raise UsageError(f"genesis file {home.genesis} is unreadable: {e.strerror}") from None
-    try:
-        return Genesis.from_bytes(raw)
-    except ValueError as e:
-        raise UsageError(f"genesis file {home.genesis} is malformed: {e}") from None
 
 
 def open_store(home: Home, genesis: Genesis, *, readonly: bool) -> Store:
@@ -329,6 +314,10 @@ class Ledger:
             self._lock = None
 
     # -- reading -----------------------------------------------------------------------------
+    def verify(self) -> list[Finding]:
+        """Check everything in this home; return the findings (empty when all holds)."""
+        return verify_home(self.home.root).findings
+
     def entries(self, kind: str | None = None, start: int = 0) -> Iterator[Entry]:
         for r in self.store.messages(kind=kind, start=start):
             yield _entry(r)

@@ -27,8 +27,7 @@ from ..errors import Rejected, StoreError
 from ..home import Home, resolve_home
 from ..witness.local import REPLICA_FILE
 from .block import ZERO_HASH, block_extension, header_hash, parse_header
-from .genesis import Genesis
-from .ledger import read_genesis
+from .genesis import Genesis, read_genesis
 from .message import Message
 from .rules import LedgerState
 from .store import BlockRow, Store
