@@ -1,0 +1,1 @@
+"""Training algorithms as map, reduce and update steps (see base.py for the contract)."""
