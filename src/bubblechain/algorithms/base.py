@@ -49,8 +49,9 @@ class Algorithm(Protocol):
 
     def initial_params(self, n_features: int, hyper: Mapping[str, Any], seed: int) -> Params: ...
 
-    def map(self, params: Params, X: np.ndarray, y: np.ndarray | None, ctx: MapContext) -> Partial:
-        ...
+    def map(
+        self, params: Params, X: np.ndarray, y: np.ndarray | None, ctx: MapContext
+    ) -> Partial: ...
 
     def reduce(self, partials: Sequence[Partial]) -> Partial: ...
 
@@ -67,7 +68,7 @@ def encode_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
     out = io.BytesIO()
     out.write(b"bubblechain-arrays/v1\n")
     for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
+        a = np.asarray(arrays[name], order="C")  # (ascontiguousarray would make 0-d 1-d)
         if a.dtype.byteorder == ">":
             a = a.astype(a.dtype.newbyteorder("<"))
         if a.dtype == object:
