@@ -41,8 +41,9 @@ class DirStore:
 
 def write(path: Path, change: bool) -> None:
     """10M rows in id order, written 1M at a time (the test never holds them all)."""
-    schema = pa.schema([("id", pa.int64()), ("a", pa.float64()), ("b", pa.int64()),
-                        ("c", pa.string())])
+    schema = pa.schema(
+        [("id", pa.int64()), ("a", pa.float64()), ("b", pa.int64()), ("c", pa.string())]
+    )
     with pq.ParquetWriter(path, schema) as writer:
         for start in range(0, ROWS, CHUNK):
             ids = np.arange(start, start + CHUNK, dtype=np.int64)
