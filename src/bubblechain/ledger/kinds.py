@@ -21,6 +21,8 @@ class KindRule:
     needs_job: bool = False  # the message's job must be open
     opens_job: bool = False  # the message's job must be new; it opens it
     closes_job: bool = False
+    coordinator_only: bool = False  # sent by the job's coordinator, from its bubble
+    on_coordinator_state: bool = False  # last_state must be the coordinator's current state
     check_body: Callable[[dict[str, Any]], None] | None = None
 
 
@@ -47,10 +49,41 @@ def _check_note(body: dict[str, Any]) -> None:
     _require(body, "text", str)
 
 
+def _fields(*names: str) -> Callable[[dict[str, Any]], None]:
+    def check(body: dict[str, Any]) -> None:
+        missing = [n for n in names if n not in body]
+        if missing:
+            raise Rejected(f"body is missing {', '.join(missing)}")
+
+    return check
+
+
 KINDS: dict[str, KindRule] = {
     "genesis": KindRule(admin_only=True),
     "node.register": KindRule(admin_only=True, check_body=_check_register),
     "note": KindRule(check_body=_check_note),
+    # Data: a dataset's Merkle commitment.
+    "data.commit": KindRule(check_body=_fields("name", "root", "rows", "schema_hash")),
+    # MapReduce training (DESIGN.md "MapReduce training"), in the order they appear.
+    "job.start": KindRule(
+        opens_job=True, check_body=_fields("algorithm", "hyper", "dataset", "partitions")
+    ),
+    "task.result": KindRule(
+        needs_job=True,
+        on_coordinator_state=True,
+        check_body=_fields("iteration", "partition", "attempt"),
+    ),
+    "task.refused": KindRule(needs_job=True, check_body=_fields("partition", "attempt")),
+    "task.retry": KindRule(
+        needs_job=True, coordinator_only=True, check_body=_fields("partition", "attempt")
+    ),
+    "state.update": KindRule(
+        needs_job=True, coordinator_only=True, check_body=_fields("iteration", "results")
+    ),
+    "model.final": KindRule(
+        needs_job=True, coordinator_only=True, check_body=_fields("model_hash")
+    ),
+    "job.end": KindRule(closes_job=True, coordinator_only=True, check_body=_fields("status")),
 }
 
 

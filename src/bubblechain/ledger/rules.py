@@ -18,6 +18,15 @@ from .kinds import KINDS
 from .message import Message
 
 
+@dataclass(frozen=True)
+class JobInfo:
+    """An opened job: whether it is still open, and who coordinates it from which bubble."""
+
+    open: bool
+    sender: str
+    bubble: str | None
+
+
 @dataclass
 class Delta:
     """State changed since the last persist, to write in the block's transaction."""
@@ -25,7 +34,7 @@ class Delta:
     nodes: dict[str, tuple[bytes, str, int]] = field(default_factory=dict)
     seqs: dict[str, int] = field(default_factory=dict)
     bubbles: dict[str, tuple[str | None, int]] = field(default_factory=dict)
-    jobs: dict[str, tuple[bool, int]] = field(default_factory=dict)
+    jobs: dict[str, tuple[JobInfo, int]] = field(default_factory=dict)
     artifacts: dict[bytes, int] = field(default_factory=dict)
 
 
@@ -47,7 +56,7 @@ class LedgerState:
         self.nodes: dict[str, tuple[bytes, str]] = {}
         self.seqs: dict[str, int] = {}
         self.bubbles: dict[str, str | None] = {}
-        self.jobs: dict[str, bool] = {}
+        self.jobs: dict[str, JobInfo] = {}
         self.recent: dict[bytes, int] = {}  # id or artifact hash -> log index
         self._known_in_store = known_in_store
         self.delta = Delta()
@@ -87,12 +96,26 @@ class LedgerState:
         if rule.admin_only and sender != self.genesis.admin.name:
             raise Rejected(f"{kind} must be signed by the admin, not {sender!r}")
         job = f["job"]
+        bubble = f["bubble"]
         if rule.opens_job:
             if job is None or job in self.jobs:
                 raise Rejected(f"{kind} must open a new job; job {job!r} already exists")
-        elif (rule.needs_job or job is not None) and not self.jobs.get(job, False):
-            raise Rejected(f"{kind} names job {job!r}, which is not open")
-        bubble = f["bubble"]
+        elif rule.needs_job or job is not None:
+            info = self.jobs.get(job)
+            if info is None or not info.open:
+                raise Rejected(f"{kind} names job {job!r}, which is not open")
+            if rule.coordinator_only and (sender, bubble) != (info.sender, info.bubble):
+                raise Rejected(
+                    f"{kind} for job {job!r} must come from its coordinator "
+                    f"{info.sender!r} in bubble {info.bubble!r}"
+                )
+            if rule.on_coordinator_state:
+                current = self.bubbles.get(info.bubble) if info.bubble else None
+                if f["last"] != current:
+                    raise Rejected(
+                        f"{kind} was computed on state {f['last']}, not on job {job!r}'s "
+                        f"current parameters {current}"
+                    )
         if bubble is not None:
             if f["state"] is None:
                 raise Rejected(f"message from bubble {bubble!r} has no state hash")
@@ -134,8 +157,14 @@ class LedgerState:
             d.bubbles[f["bubble"]] = (f["state"], index)
         rule = KINDS.get(f["kind"])
         if rule is not None and f["job"] is not None and (rule.opens_job or rule.closes_job):
-            self.jobs[f["job"]] = rule.opens_job
-            d.jobs[f["job"]] = (rule.opens_job, index)
+            job = f["job"]
+            info = (
+                JobInfo(True, sender, f["bubble"])
+                if rule.opens_job
+                else JobInfo(False, self.jobs[job].sender, self.jobs[job].bubble)
+            )
+            self.jobs[job] = info
+            d.jobs[job] = (info, index)
         if f["kind"] == "node.register":
             b = f["body"]
             self._register(b["name"], base64.b64decode(b["key"]), b["role"], index)

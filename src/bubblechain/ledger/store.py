@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import StoreError
 from .genesis import Genesis
-from .rules import Delta, LedgerState
+from .rules import Delta, JobInfo, LedgerState
 
 STORE_FORMAT = "bubblechain-store/1"
 
@@ -47,7 +47,13 @@ CREATE TABLE cosignatures(
 CREATE TABLE nodes(name TEXT PRIMARY KEY, key BLOB NOT NULL, role TEXT NOT NULL, idx INTEGER);
 CREATE TABLE senders(name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE bubbles(id TEXT PRIMARY KEY, state TEXT, idx INTEGER NOT NULL);
-CREATE TABLE jobs(id TEXT PRIMARY KEY, open INTEGER NOT NULL, idx INTEGER NOT NULL);
+CREATE TABLE jobs(
+    id TEXT PRIMARY KEY,
+    open INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    bubble TEXT,
+    idx INTEGER NOT NULL
+);
 CREATE TABLE artifacts(hash BLOB PRIMARY KEY, idx INTEGER NOT NULL);
 CREATE TABLE evidence(
     seq INTEGER PRIMARY KEY,
@@ -266,7 +272,10 @@ class Store:
             st.nodes[name] = (bytes(key), role)
         st.seqs = dict(c.execute("SELECT name, seq FROM senders").fetchall())
         st.bubbles = dict(c.execute("SELECT id, state FROM bubbles").fetchall())
-        st.jobs = {j: bool(o) for j, o in c.execute("SELECT id, open FROM jobs")}
+        st.jobs = {
+            j: JobInfo(bool(o), s, b)
+            for j, o, s, b in c.execute("SELECT id, open, sender, bubble FROM jobs")
+        }
         st.size = self.size()
         st.delta = Delta()
         return st
@@ -341,8 +350,8 @@ def _write_delta(c: sqlite3.Connection, d: Delta) -> None:
         )
     if d.jobs:
         c.executemany(
-            "INSERT OR REPLACE INTO jobs(id, open, idx) VALUES(?,?,?)",
-            [(j, int(o), i) for j, (o, i) in d.jobs.items()],
+            "INSERT OR REPLACE INTO jobs(id, open, sender, bubble, idx) VALUES(?,?,?,?,?)",
+            [(j, int(info.open), info.sender, info.bubble, i) for j, (info, i) in d.jobs.items()],
         )
     if d.artifacts:
         c.executemany("INSERT OR IGNORE INTO artifacts(hash, idx) VALUES(?,?)", d.artifacts.items())

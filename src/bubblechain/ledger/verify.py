@@ -29,7 +29,7 @@ from ..witness.local import REPLICA_FILE
 from .block import ZERO_HASH, block_extension, header_hash, parse_header
 from .genesis import Genesis, read_genesis
 from .message import Message
-from .rules import LedgerState
+from .rules import JobInfo, LedgerState
 from .store import BlockRow, Store
 
 LEDGER = "ledger"
@@ -322,7 +322,10 @@ def _check_derived(store: Store, state: LedgerState, find) -> None:
         replayed = state.nodes.get(n)
         if nodes.get(n) != (replayed[0] if replayed else None):
             find("state", f"node {n}", "stored key differs from the registrations on the ledger")
-    jobs = {j: bool(o) for j, o in c.execute("SELECT id, open FROM jobs")}
+    jobs = {
+        j: JobInfo(bool(o), s, b)
+        for j, o, s, b in c.execute("SELECT id, open, sender, bubble FROM jobs")
+    }
     if jobs != state.jobs:
         find("state", "jobs", "stored job states differ from the job messages")
 
