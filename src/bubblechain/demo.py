@@ -34,15 +34,21 @@ def run(home: Path, messages: int = 2000) -> int:
     led.flush()
     dt = time.perf_counter() - t
     st = led.status()
-    console.print(f"2. recorded {messages + 1} admin-signed notes; all final "
-                  f"({messages / dt:,.0f} finalised messages/s with 2-of-3 witnesses)")  # fmt: skip
-    console.print(f"   height {st['height']}, log size {st['size']}, final height "
-                  f"{st['final_height']}; witnesses at "
-                  + ", ".join(f"{w['name']}={w['height']}" for w in st["witnesses"]))  # fmt: skip
+    console.print(
+        f"2. recorded {messages + 1} admin-signed notes; all final "
+        f"({messages / dt:,.0f} finalised messages/s with 2-of-3 witnesses)"
+    )
+    console.print(
+        f"   height {st['height']}, log size {st['size']}, final height "
+        f"{st['final_height']}; witnesses at "
+        + ", ".join(f"{w['name']}={w['height']}" for w in st["witnesses"])
+    )
     last = max(led.entries(kind="note"), key=lambda e: e.index)
     proof = led.inclusion_proof(last.index)
-    console.print(f"3. message {last.index} has an RFC 9162 inclusion proof of "
-                  f"{len(proof['proof'])} hashes against the final checkpoint:")  # fmt: skip
+    console.print(
+        f"3. message {last.index} has an RFC 9162 inclusion proof of "
+        f"{len(proof['proof'])} hashes against the final checkpoint:"
+    )
     console.print(led.checkpoint(), markup=False)
     led.close()
     report = verify_home(home)
@@ -50,8 +56,10 @@ def run(home: Path, messages: int = 2000) -> int:
         for f in report.findings:
             console.print(f"[red]✗[/] {f}")
         return 1
-    console.print("4. verify: every hash, link, signature, cosignature, root and state chain "
-                  "holds in the ledger and in all 3 witness replicas")  # fmt: skip
+    console.print(
+        "4. verify: every hash, link, signature, cosignature, root and state chain "
+        "holds in the ledger and in all 3 witness replicas"
+    )
     console.rule("next (commands are in .venv/bin; `source .venv/bin/activate` puts them on PATH)")
     console.print(f"  bubblechain status --home {home}")
     console.print(f"  bubblechain log --home {home} --kind note")

@@ -43,8 +43,10 @@ def init(
         emit_json(st)
         return
     console.print(f"Initialised ledger [bold]{st['origin']}[/] at {st['home']}")
-    console.print(f"  witnesses: {', '.join(w['name'] for w in st['witnesses'])} "
-                  f"(quorum {st['quorum']} of {len(st['witnesses'])})")  # fmt: skip
+    console.print(
+        f"  witnesses: {', '.join(w['name'] for w in st['witnesses'])} "
+        f"(quorum {st['quorum']} of {len(st['witnesses'])})"
+    )
     console.print(f"  genesis:   {st['genesis']}  ({st['genesis_file']})")
     console.print("Auditors should pin genesis.json (or its hash) out of band.")
 
@@ -84,13 +86,20 @@ def status(home: HomeOpt = None, json_: JsonOpt = False) -> None:
         return
     console.print(f"ledger   {st['origin']}  ({st['home']})")
     console.print(f"height   {st['height']}   log size {st['size']}")
-    console.print(f"final    {st['final_height']}   final size {st['final_size']}   "
-                  f"quorum {st['quorum']} of {len(st['witnesses'])}")  # fmt: skip
+    console.print(
+        f"final    {st['final_height']}   final size {st['final_size']}   "
+        f"quorum {st['quorum']} of {len(st['witnesses'])}"
+    )
     t = Table("witness", "height", "size", "cosigned at", "problem", box=None, pad_edge=False)
     for w in st["witnesses"]:
         ts = w.get("cosigned_at")
-        t.add_row(w["name"], str(w["height"]), str(w["size"]),
-                  _time(ts * 1_000_000) if ts else "-", w.get("error") or "")  # fmt: skip
+        t.add_row(
+            w["name"],
+            str(w["height"]),
+            str(w["size"]),
+            _time(ts * 1_000_000) if ts else "-",
+            w.get("error") or "",
+        )
     console.print(t)
 
 
@@ -114,8 +123,15 @@ def log(
     t = Table("index", "block", "time", "kind", "sender", "id", "body", box=None, pad_edge=False)
     for e in entries:
         body = json.dumps(e["body"], separators=(",", ":"), sort_keys=True)
-        t.add_row(str(e["index"]), str(e["block"]), _time(e["time"]), e["kind"], e["sender"],
-                  e["id"][:12], body if len(body) < 80 else body[:77] + "...")  # fmt: skip
+        t.add_row(
+            str(e["index"]),
+            str(e["block"]),
+            _time(e["time"]),
+            e["kind"],
+            e["sender"],
+            e["id"][:12],
+            body if len(body) < 80 else body[:77] + "...",
+        )
     console.print(t)
 
 
@@ -155,10 +171,12 @@ def verify(home: HomeOpt = None, json_: JsonOpt = False) -> None:
             console.print(f"[red]✗[/] {f.where}: {f.detail}", soft_wrap=True)
         if report.ok and led is not None:
             pend = f", {len(led.pending)} awaiting cosignatures" if led.pending else ""
-            console.print(f"[green]✓[/] ledger verified: {led.size} messages in "
-                          f"{max(led.blocks, default=-1) + 1} blocks, final height "
-                          f"{led.final_height}{pend}; {len(report.copies) - 1} witness replicas "
-                          "agree")  # fmt: skip
+            console.print(
+                f"[green]✓[/] ledger verified: {led.size} messages in "
+                f"{max(led.blocks, default=-1) + 1} blocks, final height "
+                f"{led.final_height}{pend}; {len(report.copies) - 1} witness replicas "
+                "agree"
+            )
         elif not report.ok:
             console.print(f"[red]{len(report.findings)} finding(s)[/]")
     if not report.ok:

@@ -1,0 +1,1 @@
+"""Bubbles, engines and the tracked MapReduce training runtime."""

@@ -1,0 +1,42 @@
+"""The small engine interface the runtime needs: submit, gather as completed, close."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+
+class TaskHandle(Protocol):
+    def result(self) -> Any: ...
+
+
+class Engine(Protocol):
+    name: str
+
+    def start(self, artifacts_root: str) -> None:
+        """Start workers; each gets its own identity (see training.tasks.init_worker)."""
+        ...
+
+    def submit(self, fn: Callable[[dict], Any], spec: dict, key: str) -> TaskHandle:
+        """Run `fn(spec)` on a worker; never merged with another call of the same args."""
+        ...
+
+    def as_completed(self, handles: Iterable[TaskHandle]) -> Iterator[TaskHandle]: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the job record should say about where it ran."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def make_engine(name: str, *, workers: int | None = None, scheduler: str | None = None) -> Engine:
+    if name == "local":
+        from .local import LocalEngine
+
+        return LocalEngine(workers=workers)
+    if name == "dask":
+        from .dask import DaskEngine
+
+        return DaskEngine(scheduler=scheduler, workers=workers)
+    raise ValueError(f"unknown engine {name!r}: choose 'local' or 'dask'")

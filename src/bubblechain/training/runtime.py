@@ -1,0 +1,420 @@
+"""The coordinator bubble: drives a MapReduce job and records every step on the ledger.
+
+Message order for one job: `job.start` (opens the job; the coordinator's state is
+the hash of the initial params), then per iteration one `task.result` per
+partition (signed by the worker, computed on the current params hash; lost
+attempts are recorded by `task.retry`), then `state.update` from the old to the
+new params hash naming the results it reduced, then an evaluation round, then
+`model.final` (the model file's hash) and `job.end`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import threadpoolctl
+
+from .. import __version__
+from ..algorithms import base as algo_base
+from ..algorithms.base import Params, decode_arrays, encode_arrays
+from ..algorithms.registry import get as get_algorithm
+from ..crypto.keys import Identity
+from ..errors import BubblechainError, UsageError
+from ..ledger import Ledger, Message
+from . import bubble as bubble_mod
+from . import partitions as partitions_mod
+from . import tasks as tasks_mod
+from .bubble import Bubble, Signer, code_hash
+from .engines import make_engine
+from .model import write_model
+from .partitions import plan
+
+COORDINATOR = "coordinator"
+MAX_ATTEMPTS = 4
+
+
+class TrainingFailed(BubblechainError):
+    """The job could not complete; the ledger records why (`job.end` with status failed)."""
+
+
+@dataclass
+class TrainResult:
+    job: str
+    model_path: str
+    model_hash: str
+    metric: str
+    value: float
+    iterations: int
+    retries: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "model": self.model_path,
+            "model_hash": self.model_hash,
+            "metric": self.metric,
+            "value": self.value,
+            "iterations": self.iterations,
+            "retries": self.retries,
+        }
+
+
+def find_dataset(ledger: Ledger, name: str) -> tuple[str, dict[str, Any]]:
+    """The latest `data.commit` of `name`: (message id, commitment body)."""
+    found = None
+    for e in ledger.entries(kind="data.commit"):
+        if e.body.get("name") == name:
+            found = (e.id, e.body)
+    if found is None:
+        names = sorted({e.body.get("name") for e in ledger.entries(kind="data.commit")})
+        raise UsageError(
+            f"no dataset {name!r} is committed; committed: {', '.join(names) or 'none'}"
+        )
+    return found
+
+
+NUMERIC = {"int", "float", "bool", "int64", "float64", "double", "integer", "boolean"}
+
+
+def choose_columns(
+    commitment: dict, target: str | None, features: list[str] | None
+) -> tuple[list[str], str | None]:
+    schema = commitment["schema"]
+    cols = {c["name"]: c["type"] for c in schema["columns"]}
+    if target is not None and target not in cols:
+        raise UsageError(f"target column {target!r} is not in dataset {commitment['name']!r}")
+    if features:
+        missing = [f for f in features if f not in cols]
+        if missing:
+            raise UsageError(f"feature columns {missing} are not in dataset {commitment['name']!r}")
+        return list(features), target
+    chosen = [
+        n
+        for n, t in cols.items()
+        if n not in (schema["id_column"], target) and str(t).lower() in NUMERIC
+    ]
+    if not chosen:
+        raise UsageError(f"dataset {commitment['name']!r} has no numeric feature columns")
+    return chosen, target
+
+
+def _coordinator(ledger: Ledger) -> Identity:
+    path = ledger.home.key(COORDINATOR)
+    if path.exists():
+        ident = Identity.load(path)
+    else:
+        ident = Identity.generate(COORDINATOR)
+        ident.save(path)
+    node = ledger.sequencer.state.nodes.get(ident.name)
+    if node is None or node[0] != ident.public_key:
+        ledger.register_node(ident.name, ident.public_key, "coordinator")
+    return ident
+
+
+def training_code_hash(algorithm: str) -> str:
+    algo_module = type(get_algorithm(algorithm)).__module__
+    import importlib
+
+    return code_hash(
+        importlib.import_module(algo_module), algo_base, bubble_mod, partitions_mod, tasks_mod
+    )
+
+
+class Coordinator:
+    """One training job: the coordinator bubble and the loop around the engine."""
+
+    def __init__(self, ledger: Ledger, engine, spec: dict[str, Any], on_iteration=None):
+        self.ledger = ledger
+        self.engine = engine
+        self.spec = spec
+        self.on_iteration = on_iteration or (lambda info: None)
+        self.retries = 0
+        self.known_workers: set[str] = set()
+        self._buffer: dict[str, dict[int, Message]] = {}
+
+    # -- ledger plumbing -----------------------------------------------------------------
+    def _register_worker(self, name: str, public_key: bytes) -> None:
+        if name in self.known_workers:
+            return
+        node = self.ledger.sequencer.state.nodes.get(name)
+        if node is None:
+            self.ledger.register_node(name, public_key, "worker")
+        elif node[0] != public_key:
+            raise TrainingFailed(f"worker {name} reported a key other than its registered one")
+        self.known_workers.add(name)
+
+    def _submit_in_order(self, msg: Message) -> list[Message]:
+        """Submit a worker's message once its earlier ones are in; return those submitted."""
+        buf = self._buffer.setdefault(msg.sender, {})
+        buf[msg.seq] = msg
+        done = []
+        while True:
+            nxt = buf.pop(self.ledger.sequencer.next_seq(msg.sender), None)
+            if nxt is None:
+                return done
+            self.ledger.submit(nxt)
+            done.append(nxt)
+
+    # -- one round of map tasks -------------------------------------------------------------
+    def map_round(self, iteration: int, params_hash: str, phase: str) -> list[tuple[str, str]]:
+        """Run every partition once; return (message id, partial hash) in partition order."""
+        s = self.spec
+        results: dict[int, tuple[str, str]] = {}
+        attempts = {p: 0 for p in range(len(s["plan"]))}
+        handles = {}
+
+        def launch(p: int) -> None:
+            start, stop = s["plan"][p]
+            task = {
+                "job": s["job"],
+                "iteration": iteration,
+                "partition": p,
+                "attempt": attempts[p],
+                "phase": phase,
+                "params": params_hash,
+                "partitions": len(s["plan"]),
+                "row_start": start,
+                "row_stop": stop,
+                "algorithm": s["algorithm"],
+                "seed": s["seed"],
+                "code": s["code"],
+                "data": s["data"],
+            }
+            key = f"{s['job']}-{iteration}-{phase}-{p}-{attempts[p]}"
+            handles[self.engine.submit(tasks_mod.map_task, task, key)] = p
+
+        for p in attempts:
+            launch(p)
+        while len(results) < len(attempts):
+            for h in self.engine.as_completed(list(handles)):
+                p = handles.pop(h)
+                try:
+                    reply = h.result()
+                except Exception as e:  # the attempt was lost: worker died, pool broke
+                    self._retry(iteration, p, attempts[p], e)
+                    attempts[p] += 1
+                    launch(p)
+                    break  # handles changed: restart the wait
+                self._register_worker(reply["worker"], reply["public_key"])
+                msg = Message.from_parts(reply["payload"], reply["signature"])
+                self._submit_in_order(msg)
+                if reply.get("refused"):
+                    self._refused(msg)
+                if p not in results:  # one result per partition: nothing double-counted
+                    results[p] = (msg.id_hex, reply["partial"])
+        return [results[p] for p in range(len(attempts))]
+
+    def _retry(self, iteration: int, p: int, attempt: int, err: BaseException) -> None:
+        self.retries += 1
+        if attempt + 1 >= MAX_ATTEMPTS:
+            self._fail(f"partition {p} failed {MAX_ATTEMPTS} attempts; last: {err!r}")
+        self.bubble_send(
+            "task.retry",
+            {
+                "iteration": iteration,
+                "partition": p,
+                "attempt": attempt,
+                "reason": f"{type(err).__name__}: {err}"[:500],
+            },
+        )
+
+    def _refused(self, msg: Message) -> None:
+        b = msg.body
+        self._fail(
+            f"map task for partition {b['partition']} refused to compute: {b['reason']}",
+            details={k: b.get(k, []) for k in ("changed", "missing", "added")},
+        )
+
+    def _fail(self, reason: str, details: dict | None = None) -> None:
+        self.bubble_send("job.end", {"status": "failed", "reason": reason, **(details or {})})
+        self.ledger.flush()
+        raise TrainingFailed(reason)
+
+    def bubble_send(self, kind: str, body: dict, **kw: Any) -> Message:
+        msg = self.bubble.send(kind, body, **kw)
+        self.ledger.submit(msg)
+        return msg
+
+    # -- the job ----------------------------------------------------------------------------
+    def run(self, algo, params: Params, max_iterations: int, out: Path) -> TrainResult:
+        s = self.spec
+        store = self.ledger.artifacts
+        ident = _coordinator(self.ledger)
+        signer = Signer(ident, self.ledger.sequencer.next_seq(ident.name))
+        self.bubble = Bubble(signer, f"{s['job']}/coordinator", s["code"], job=s["job"])
+        h = store.put(encode_arrays(params))
+        self.bubble_send(
+            "job.start",
+            {
+                k: s[k]
+                for k in (
+                    "algorithm",
+                    "hyper",
+                    "dataset",
+                    "partitions",
+                    "plan",
+                    "features",
+                    "target",
+                    "engine",
+                    "blas",
+                    "seed",
+                    "iterations",
+                    "version",
+                )
+            },
+            state=h,
+            inputs=[s["dataset"]["commit"]],
+            outputs=[h],
+        )
+        history = []
+        iteration = 0
+        done = False
+        while iteration < max_iterations and not done:
+            t0 = time.perf_counter()
+            used = self.map_round(iteration, h, "map")
+            partials = [decode_arrays(store.get(d)) for _, d in used]
+            upd = algo.update(params, algo.reduce(partials))
+            params, done = upd.params, upd.done
+            new_h = store.put(encode_arrays(params))
+            metrics = {k: float(v) for k, v in upd.metrics.items()}
+            self.bubble_send(
+                "state.update",
+                {
+                    "iteration": iteration,
+                    "metrics": metrics,
+                    "results": [
+                        {"partition": p, "message": m, "partial": d}
+                        for p, (m, d) in enumerate(used)
+                    ],
+                },
+                state=new_h,
+                inputs=[m for m, _ in used],
+                outputs=[new_h],
+            )
+            h = new_h
+            info = {**metrics, "iteration": iteration, "seconds": time.perf_counter() - t0}
+            history.append(info)
+            self.on_iteration(info)
+            iteration += 1
+        metric, value = self.evaluate(algo, h, iteration)
+        meta = {
+            "algorithm": s["algorithm"],
+            "features": s["features"],
+            "target": s["target"],
+            "job": s["job"],
+            "dataset": s["dataset"]["name"],
+            "origin": self.ledger.genesis.origin,
+            "id_column": s["data"]["commitment"]["schema"]["id_column"],
+        }
+        model_hash = write_model(out, params, meta)
+        self.bubble_send(
+            "model.final",
+            {
+                "model_hash": model_hash,
+                "path": str(out),
+                "params": h,
+                "metric": metric,
+                "value": value,
+                "iterations": iteration,
+                "converged": bool(done),
+            },
+            inputs=[h],
+            outputs=[model_hash],
+        )
+        self.bubble_send("job.end", {"status": "succeeded", "retries": self.retries})
+        self.ledger.flush()
+        return TrainResult(
+            s["job"], str(out), model_hash, metric, value, iteration, self.retries, history
+        )
+
+    def evaluate(self, algo, params_hash: str, iteration: int) -> tuple[str, float]:
+        used = self.map_round(iteration, params_hash, "evaluate")
+        parts = [decode_arrays(self.ledger.artifacts.get(d)) for _, d in used]
+        total = {k: sum(np.asarray(p[k]).item() for p in parts) for k in parts[0]}
+        if algo.task == "classification":
+            return "accuracy", total["correct"] / max(total["n"], 1)
+        if algo.task == "clustering":
+            return "inertia", float(total["inertia"])
+        n = total["n"]
+        sst = total["syy"] - total["sy"] ** 2 / n if n else 0.0
+        return "r2", 1.0 - total["sse"] / sst if sst else 0.0
+
+
+def train(
+    ledger: Ledger,
+    *,
+    data: str,
+    algorithm: str,
+    target: str | None = None,
+    features: list[str] | None = None,
+    partitions: int = 4,
+    iterations: int = 100,
+    engine: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    hyper: dict[str, Any] | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    on_iteration: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train `algorithm` on the committed dataset `data`, recording every step."""
+    algo = get_algorithm(algorithm)
+    if algo.task != "clustering" and target is None:
+        raise UsageError(f"--target is required for {algorithm}")
+    commit_id, commitment = find_dataset(ledger, data)
+    feats, target = choose_columns(commitment, target, features)
+    if "source" not in commitment:
+        raise UsageError(f"dataset {data!r} was committed without its source path")
+    job = f"job-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    hyper = dict(hyper or {})
+    hyper.setdefault("max_iter", iterations)
+    ranges = plan(commitment["rows"], partitions)
+    blas = [
+        {k: i.get(k) for k in ("internal_api", "version", "num_threads")}
+        for i in threadpoolctl.threadpool_info()
+    ]
+    eng = make_engine(engine, workers=workers, scheduler=scheduler)
+    spec = {
+        "job": job,
+        "algorithm": algorithm,
+        "hyper": hyper,
+        "seed": seed,
+        "iterations": iterations,
+        "version": __version__,
+        "code": training_code_hash(algorithm),
+        "features": feats,
+        "target": target,
+        "plan": ranges,
+        "partitions": len(ranges),
+        "blas": {"threads_per_worker": 1, "libraries": blas},
+        "dataset": {
+            "name": data,
+            "root": commitment["root"],
+            "rows": commitment["rows"],
+            "commit": commit_id,
+        },
+        "data": {
+            "source": commitment["source"],
+            "root": commitment["root"],
+            "commitment": commitment,
+            "commit": commit_id,
+            "features": feats,
+            "target": target,
+        },
+    }
+    params = algo.initial_params(len(feats), hyper, seed)
+    out = Path(out) if out else ledger.home.root / "models" / f"{job}.model"
+    eng.start(str(ledger.artifacts.root))
+    try:
+        spec["engine"] = eng.describe()
+        with threadpoolctl.threadpool_limits(limits=1):
+            return Coordinator(ledger, eng, spec, on_iteration).run(algo, params, iterations, out)
+    finally:
+        eng.close()

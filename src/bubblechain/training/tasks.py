@@ -1,0 +1,152 @@
+"""What runs inside a worker process: its identity, its verified partitions, map tasks.
+
+Each worker process makes its own Ed25519 key when it starts (the private key never
+leaves it); the coordinator has the admin register the public key on the ledger
+the first time the worker reports. A map task reads its own partition (never
+shipped through the scheduler), verifies it against the dataset commitment once
+per worker and partition, computes on the parameters named by hash, stores its
+partial result as an artifact and returns a signed `task.result`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..algorithms.base import MapContext, decode_arrays, encode_arrays
+from ..algorithms.registry import get as get_algorithm
+from ..artifacts import ArtifactStore
+from ..crypto.keys import Identity
+from .bubble import Bubble, Signer
+from .partitions import PartitionTampered, read_partition
+
+
+@dataclass
+class WorkerState:
+    signer: Signer
+    artifacts: ArtifactStore
+    cache: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+    blas: Any = None
+
+
+_WORKER: WorkerState | None = None
+
+
+def init_worker(artifacts_root: str, blas_threads: int = 1) -> None:
+    """Give this process its identity; pin BLAS threads so results are reproducible."""
+    global _WORKER
+    blas = threadpool_limits(limits=blas_threads)
+    name = f"worker-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    _WORKER = WorkerState(Signer(Identity.generate(name)), ArtifactStore(artifacts_root), blas=blas)
+
+
+def _worker() -> WorkerState:
+    if _WORKER is None:
+        raise RuntimeError("this process was not initialised as a bubblechain worker")
+    return _WORKER
+
+
+def worker_identity() -> tuple[str, bytes]:
+    w = _worker()
+    return w.signer.name, w.signer.identity.public_key
+
+
+def map_task(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one map task attempt; return the signed message and what the coordinator needs."""
+    w = _worker()
+    t0 = time.perf_counter()
+    job, it, p, attempt = spec["job"], spec["iteration"], spec["partition"], spec["attempt"]
+    bubble = Bubble(w.signer, f"{job}/map/{it}/{p}/{attempt}", spec["code"], job=job)
+    base = {"iteration": it, "partition": p, "attempt": attempt, "phase": spec["phase"]}
+    try:
+        X, y = _partition(w, spec)
+    except PartitionTampered as e:
+        msg = bubble.send(
+            "task.refused",
+            {**base, "reason": str(e), **e.summary()},
+            state=spec["params"],
+            last=spec["params"],
+            inputs=[spec["data"]["commit"]],
+        )
+        return _reply(w, msg, refused=True, seconds=time.perf_counter() - t0)
+    params = decode_arrays(w.artifacts.get(spec["params"]))
+    algo = get_algorithm(spec["algorithm"])
+    ctx = MapContext(p, spec["partitions"], spec["seed"])
+    if spec["phase"] == "evaluate":
+        partial = evaluate_partial(algo, params, X, y)
+    else:
+        partial = algo.map(params, X, y, ctx)
+    digest = w.artifacts.put(encode_arrays(partial))
+    msg = bubble.send(
+        "task.result",
+        {**base, "rows": len(X), "seconds": round(time.perf_counter() - t0, 6)},
+        state=digest,
+        last=spec["params"],
+        inputs=[spec["params"], spec["data"]["commit"]],
+        outputs=[digest],
+    )
+    return _reply(w, msg, partial=digest, seconds=time.perf_counter() - t0)
+
+
+def _reply(w: WorkerState, msg, **extra: Any) -> dict[str, Any]:
+    return {
+        "worker": w.signer.name,
+        "public_key": w.signer.identity.public_key,
+        "payload": msg.payload,
+        "signature": msg.signature,
+        **extra,
+    }
+
+
+def _partition(w: WorkerState, spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    d = spec["data"]
+    key = (
+        d["source"],
+        d["root"],
+        spec["row_start"],
+        spec["row_stop"],
+        tuple(d["features"]),
+        d["target"],
+    )
+    hit = w.cache.get(key)
+    if hit is None:
+        hit = read_partition(
+            d["source"],
+            d["commitment"],
+            w.artifacts,
+            spec["row_start"],
+            spec["row_stop"],
+            d["features"],
+            d["target"],
+        )
+        w.cache[key] = hit
+    return hit
+
+
+def evaluate_partial(algo, params, X: np.ndarray, y: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Sums from which the coordinator computes the training metric exactly."""
+    if algo.task == "clustering":
+        return {
+            "inertia": np.asarray(algo.inertia(params, X), dtype=np.float64),
+            "n": np.asarray(len(X), dtype=np.int64),
+        }
+    pred = algo.predict(params, X)
+    if algo.task == "classification":
+        return {
+            "correct": np.asarray(int(np.sum(pred == y)), dtype=np.int64),
+            "n": np.asarray(len(X), dtype=np.int64),
+        }
+    y = np.asarray(y, dtype=np.float64)
+    return {
+        "sse": np.asarray(float(np.sum((y - pred) ** 2))),
+        "sy": np.asarray(float(np.sum(y))),
+        "syy": np.asarray(float(np.sum(y * y))),
+        "n": np.asarray(len(X), dtype=np.int64),
+    }
