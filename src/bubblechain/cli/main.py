@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import ledger_cmds
+from . import data_cmds, ledger_cmds, train_cmds
 
 app = typer.Typer(
     name="bubblechain",
@@ -15,6 +15,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 ledger_cmds.register(app)
+data_cmds.register(app)
+train_cmds.register(app)
 
 
 def _version(value: bool) -> None:

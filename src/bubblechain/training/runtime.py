@@ -25,7 +25,7 @@ from ..algorithms import base as algo_base
 from ..algorithms.base import Params, decode_arrays, encode_arrays
 from ..algorithms.registry import get as get_algorithm
 from ..crypto.keys import Identity
-from ..errors import BubblechainError, UsageError
+from ..errors import BubblechainError, Rejected, UsageError
 from ..ledger import Ledger, Message
 from . import bubble as bubble_mod
 from . import partitions as partitions_mod
@@ -204,7 +204,7 @@ class Coordinator:
                     break  # handles changed: restart the wait
                 self._register_worker(reply["worker"], reply["public_key"])
                 msg = Message.from_parts(reply["payload"], reply["signature"])
-                self._submit_in_order(msg)
+                self.submit(msg)
                 if reply.get("refused"):
                     self._refused(msg)
                 if p not in results:  # one result per partition: nothing double-counted
@@ -242,6 +242,13 @@ class Coordinator:
         self.ledger.submit(msg)
         return msg
 
+    def submit(self, msg: Message) -> None:
+        """Submit a worker's message; a rule it breaks fails the job, on the record."""
+        try:
+            self._submit_in_order(msg)
+        except Rejected as e:
+            self._fail(f"the ledger rejected {msg.kind} from {msg.sender}: {e}")
+
     # -- the job ----------------------------------------------------------------------------
     def run(self, algo, params: Params, max_iterations: int, out: Path) -> TrainResult:
         s = self.spec
@@ -278,6 +285,9 @@ class Coordinator:
         done = False
         while iteration < max_iterations and not done:
             t0 = time.perf_counter()
+            # The hash of the params this process holds now: if they changed since the
+            # ledger recorded them, the first task result breaks the state chain.
+            h = store.put(encode_arrays(params))
             used = self.map_round(iteration, h, "map")
             partials = [decode_arrays(store.get(d)) for _, d in used]
             upd = algo.update(params, algo.reduce(partials))
@@ -295,14 +305,15 @@ class Coordinator:
                     ],
                 },
                 state=new_h,
+                last=h,
                 inputs=[m for m, _ in used],
                 outputs=[new_h],
             )
-            h = new_h
             info = {**metrics, "iteration": iteration, "seconds": time.perf_counter() - t0}
             history.append(info)
             self.on_iteration(info)
             iteration += 1
+        h = store.put(encode_arrays(params))
         metric, value = self.evaluate(algo, h, iteration)
         meta = {
             "algorithm": s["algorithm"],

@@ -1,0 +1,227 @@
+"""Training commands: train, predict, jobs, job."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..ledger import Ledger
+from ..training.predict import ModelMismatch, predictions, write_predictions
+from ..training.runtime import TrainingFailed
+from ..training.runtime import train as run_training
+from .common import EXIT_FINDINGS, HomeOpt, JsonOpt, console, emit_json, fail, handle_errors
+
+ALGORITHMS = ["logistic", "linear", "kmeans", "naive-bayes"]
+
+
+def _parse_params(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--param {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@handle_errors
+def train(
+    data: Annotated[str, typer.Option("--data", help="Name of a committed dataset.")],
+    algorithm: Annotated[str, typer.Option(help="logistic, linear, kmeans or naive-bayes.")],
+    target: Annotated[str | None, typer.Option(help="Target column (not for kmeans).")] = None,
+    features: Annotated[
+        list[str] | None, typer.Option(help="Feature columns [default: numeric].")
+    ] = None,
+    partitions: Annotated[int, typer.Option(help="Map partitions.")] = 4,
+    iterations: Annotated[int, typer.Option(help="Maximum MapReduce rounds.")] = 100,
+    engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler tcp://HOST:PORT.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [default: cores].")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Hyperparameter KEY=VALUE.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and initialisation.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Model file [default: HOME/models/JOB.model].")
+    ] = None,
+    home: HomeOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Train on a committed dataset; every step is a signed message on the ledger."""
+    if algorithm not in ALGORITHMS:
+        raise typer.BadParameter(f"--algorithm must be one of {', '.join(ALGORITHMS)}")
+    show = not json_ and sys.stderr.isatty()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show,
+        transient=False,
+    )
+    with Ledger.open(home) as led, progress:
+        task = progress.add_task(f"{algorithm} on {data}", total=iterations, info="")
+
+        def on_iteration(info: dict) -> None:
+            shown = ", ".join(
+                f"{k} {v:.6g}" for k, v in info.items() if k in ("loss", "inertia", "max_shift")
+            )
+            progress.update(task, advance=1, info=f"round {int(info['iteration']) + 1} {shown}")
+
+        try:
+            result = run_training(
+                led,
+                data=data,
+                algorithm=algorithm,
+                target=target,
+                features=features,
+                partitions=partitions,
+                iterations=iterations,
+                engine=engine,
+                scheduler=scheduler,
+                workers=workers,
+                hyper=_parse_params(param),
+                seed=seed,
+                out=out,
+                on_iteration=on_iteration,
+            )
+        except TrainingFailed as e:
+            raise fail(f"training failed: {e}", EXIT_FINDINGS) from None
+        progress.update(task, completed=iterations)
+    if json_:
+        emit_json(result.to_dict())
+        return
+    console.print(
+        f"job {result.job}: {result.iterations} rounds, {result.metric} "
+        f"{result.value:.6g}, {result.retries} retried attempts"
+    )
+    console.print(
+        f"model {result.model_path}\n  sha256 {result.model_hash} (recorded by model.final)"
+    )
+
+
+@handle_errors
+def predict(
+    path: Annotated[Path, typer.Argument(help="CSV, Parquet or Arrow file to predict on.")],
+    model: Annotated[Path, typer.Option("--model", help="A model file from `train`.")],
+    out: Annotated[
+        Path | None, typer.Option(help=".csv or .parquet [default: JSON lines].")
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Predict with a model only after checking it against its model.final record."""
+    with Ledger.open(home, readonly=True) as led:
+        try:
+            meta, entry, batches = predictions(led, model, path)
+        except ModelMismatch as e:
+            raise fail(str(e), EXIT_FINDINGS) from None
+        n = write_predictions(batches, out)
+    if out is not None:
+        console.print(
+            f"{n} predictions from job {meta['job']} (model.final at index "
+            f"{entry.index}) written to {out}",
+            stderr=False,
+        )
+
+
+def _jobs(led: Ledger) -> list[dict[str, Any]]:
+    jobs: dict[str, dict[str, Any]] = {}
+    for e in led.entries():
+        job = e.fields.get("job")
+        if job is None:
+            continue
+        if e.kind == "job.start":
+            jobs[job] = {
+                "job": job,
+                "algorithm": e.body["algorithm"],
+                "dataset": e.body["dataset"]["name"],
+                "started": e.fields["time"],
+                "status": "running",
+                "messages": 0,
+            }
+        j = jobs.get(job)
+        if j is None:
+            continue
+        j["messages"] += 1
+        if e.kind == "model.final":
+            j.update(
+                metric=e.body.get("metric"),
+                value=e.body.get("value"),
+                model_hash=e.body.get("model_hash"),
+                iterations=e.body.get("iterations"),
+            )
+        if e.kind == "job.end":
+            j["status"] = e.body["status"]
+            if e.body.get("reason"):
+                j["reason"] = e.body["reason"]
+    return list(jobs.values())
+
+
+@handle_errors
+def jobs(home: HomeOpt = None, json_: JsonOpt = False) -> None:
+    """Training jobs on the ledger and how they ended."""
+    with Ledger.open(home, readonly=True) as led:
+        rows = _jobs(led)
+    if json_:
+        emit_json(rows)
+        return
+    t = Table("job", "algorithm", "dataset", "status", "rounds", "metric", "messages", box=None)
+    for j in rows:
+        metric = f"{j['metric']} {j['value']:.4g}" if j.get("metric") else ""
+        t.add_row(
+            j["job"],
+            j["algorithm"],
+            j["dataset"],
+            j["status"],
+            str(j.get("iterations", "")),
+            metric,
+            str(j["messages"]),
+        )
+    console.print(t)
+
+
+@handle_errors
+def job(
+    job_id: Annotated[str, typer.Argument(help="A job id from `bubblechain jobs`.")],
+    home: HomeOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """One job's messages, in ledger order."""
+    with Ledger.open(home, readonly=True) as led:
+        entries = [e for e in led.entries() if e.fields.get("job") == job_id]
+    if not entries:
+        raise fail(f"no job {job_id!r} on the ledger (see `bubblechain jobs`)")
+    if json_:
+        emit_json([{"index": e.index, "block": e.block, "id": e.id, **e.fields} for e in entries])
+        return
+    t = Table("index", "kind", "sender", "bubble", "last → state", "body", box=None)
+    for e in entries:
+        f = e.fields
+        chain = f"{(f['last'] or '-')[:8]} → {(f['state'] or '-')[:8]}"
+        body = json.dumps(e.body, separators=(",", ":"), sort_keys=True)
+        t.add_row(
+            str(e.index),
+            e.kind,
+            f["sender"][:28],
+            (f["bubble"] or "")[-24:],
+            chain,
+            body if len(body) < 60 else body[:57] + "...",
+        )
+    console.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(predict)
+    app.command()(jobs)
+    app.command()(job)

@@ -1,0 +1,89 @@
+"""Dask distributed: a given scheduler, or a `LocalCluster` of worker processes.
+
+Each worker gets its identity from a `WorkerPlugin` (a fresh key made inside the
+worker, also for workers that join or restart later). Tasks are submitted with
+`pure=False` under a key naming job, round, partition and attempt, so Dask never
+merges two calls. On the cluster we start, `allowed-failures` is 0: a task whose
+worker dies fails at once with `KilledWorker`, and the coordinator records the
+lost attempt and submits the next one, so every attempt is on the record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import dask
+import distributed
+from distributed import Client, LocalCluster, WorkerPlugin
+
+from ..tasks import init_worker
+
+
+class IdentityPlugin(WorkerPlugin):
+    """Gives every worker process its own bubblechain identity and BLAS pinning."""
+
+    name = "bubblechain-identity"
+
+    def __init__(self, artifacts_root: str):
+        self.artifacts_root = artifacts_root
+
+    def setup(self, worker: distributed.Worker) -> None:
+        init_worker(self.artifacts_root)
+
+
+def _worker_pid() -> int:
+    return os.getpid()
+
+
+class DaskEngine:
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, workers: int | None = None):
+        self.scheduler = scheduler
+        self.workers = workers or os.cpu_count() or 1
+        self.cluster: LocalCluster | None = None
+        self.client: Client | None = None
+
+    def start(self, artifacts_root: str) -> None:
+        if self.scheduler:
+            self.client = Client(self.scheduler)
+        else:
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                self.cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,  # one task at a time: a worker signs in order
+                    processes=True,
+                    dashboard_address=None,
+                )
+            self.client = Client(self.cluster)
+        self.client.register_plugin(IdentityPlugin(artifacts_root), name=IdentityPlugin.name)
+
+    def submit(self, fn: Callable[[dict], Any], spec: dict, key: str) -> distributed.Future:
+        return self.client.submit(fn, spec, key=key, pure=False, retries=0)
+
+    def as_completed(self, handles: Iterable[distributed.Future]) -> Iterator[distributed.Future]:
+        return iter(distributed.as_completed(list(handles)))
+
+    def pids(self) -> dict[str, int]:
+        """Worker address -> process id (tests kill one to check retries)."""
+        return self.client.run(_worker_pid)
+
+    def describe(self) -> dict[str, Any]:
+        info = self.client.scheduler_info()
+        return {
+            "engine": "dask",
+            "scheduler": info.get("address"),
+            "workers": len(info.get("workers", {})),
+            "dask": dask.__version__,
+            "distributed": distributed.__version__,
+        }
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None

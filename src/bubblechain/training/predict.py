@@ -1,0 +1,112 @@
+"""Predicting with a recorded model: the file must match its `model.final` record first."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ..algorithms.registry import get as get_algorithm
+from ..data.sources import open_source
+from ..errors import BubblechainError, UsageError
+from ..ledger import Ledger
+from ..ledger.ledger import Entry
+from .model import read_model
+
+
+class ModelMismatch(BubblechainError):
+    """A model file is not the one any `model.final` on the ledger records."""
+
+
+def check_model(ledger: Ledger, path: Path) -> tuple[dict, dict[str, Any], Entry]:
+    """Load a model file and find the `model.final` that records its exact hash."""
+    params, meta, digest = read_model(path)
+    for e in ledger.entries(kind="model.final"):
+        if e.body.get("model_hash") == digest:
+            return params, meta, e
+    raise ModelMismatch(
+        f"model file {path} (sha256 {digest}) matches no model.final on the ledger"
+        + (f"; job {meta.get('job')} recorded another hash" if meta.get("job") else "")
+    )
+
+
+def predictions(
+    ledger: Ledger, model: Path, data: Path
+) -> tuple[dict[str, Any], Entry, Iterator[pa.Table]]:
+    """(model meta, its model.final entry, batches of id + prediction [+ probabilities])."""
+    params, meta, entry = check_model(ledger, model)
+    algo = get_algorithm(meta["algorithm"])
+    source = open_source(data)
+    names = set(source.schema.names)
+    missing = [c for c in [meta["id_column"], *meta["features"]] if c not in names]
+    if missing:
+        raise UsageError(f"{data} lacks the model's columns {missing}")
+
+    def batches() -> Iterator[pa.Table]:
+        for batch in source.batches([meta["id_column"], *meta["features"]]):
+            X = np.column_stack(
+                [
+                    batch.column(f).to_numpy(zero_copy_only=False).astype(np.float64)
+                    for f in meta["features"]
+                ]
+            )
+            cols = {
+                meta["id_column"]: batch.column(meta["id_column"]),
+                "prediction": pa.array(algo.predict(params, X)),
+            }
+            if hasattr(algo, "predict_proba") and algo.task == "classification":
+                proba = algo.predict_proba(params, X)
+                classes = _classes(params)
+                for j in range(proba.shape[1]):
+                    cols[f"p_{classes[j] if classes is not None else j}"] = pa.array(proba[:, j])
+            yield pa.table(cols)
+
+    return meta, entry, batches()
+
+
+def _classes(params: dict) -> list | None:
+    c = params.get("classes")
+    return None if c is None else [str(x) for x in np.asarray(c).tolist()]
+
+
+def write_predictions(batches: Iterator[pa.Table], out: Path | None) -> int:
+    """Write to CSV or Parquet by extension, or JSON lines to stdout; return the row count."""
+    n = 0
+    if out is None:
+        for t in batches:
+            for row in t.to_pylist():
+                sys.stdout.write(json.dumps(row, default=str) + "\n")
+            n += t.num_rows
+        return n
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise UsageError(f"--out {out}: use a .csv or .parquet file name")
+    tmp = out.with_name(f".{out.name}.tmp")
+    writer = None
+    try:
+        for t in batches:
+            if writer is None:
+                writer = (
+                    pacsv.CSVWriter(tmp, t.schema)
+                    if suffix == ".csv"
+                    else pq.ParquetWriter(tmp, t.schema)
+                )
+            writer.write_table(t)
+            n += t.num_rows
+        if writer is not None:
+            writer.close()
+            writer = None
+            tmp.replace(out)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    return n
