@@ -1,0 +1,209 @@
+"""Datasets on the ledger: commitments recorded as ``data.commit`` messages, by name and version.
+
+``bubblechain.data`` computes commitments against any artifact store; this
+module binds them to a ledger, so that the command line and the training
+runtime agree on what "the dataset ``train``" means: the latest ``data.commit``
+message with that name. Committing a name again appends a new version; the old
+messages stay on the ledger, as everything does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from ..errors import UsageError
+from .commit import commit, default_name
+from .prove import prove
+from .sources import Source, open_source
+from .verify import verify
+
+if TYPE_CHECKING:
+    from ..ledger import Ledger
+    from ..ledger.ledger import Entry
+
+KIND = "data.commit"
+
+Progress = Callable[[str, int, "int | None"], None]
+"""``progress(phase, rows_read, total_or_None)``, called as batches are read."""
+
+PHASE_IDS = "reading ids"
+PHASE_ROWS = "hashing rows"
+PHASE_RECORD = "recording on the ledger"
+
+
+def source_path(data: Any) -> str | None:
+    """The absolute path of a file or directory dataset; None for in-memory data.
+
+    Recorded as the commitment's ``source`` because the training runtime reads
+    the partitions back from it.
+    """
+    if isinstance(data, str | os.PathLike):
+        return os.path.abspath(os.fspath(data))
+    return None
+
+
+def default_dataset_name(data: Any) -> str:
+    """The name ``commit`` gives ``data`` when none is given (a file's stem)."""
+    return default_name(open_source(data))
+
+
+def _with_progress(source: Source, id_column: str, progress: Progress) -> Source:
+    """The same source, reporting rows read: the id pass first, then the hashing pass.
+
+    The hashing pass's total is the row count of the last id pass, so a bar
+    can be drawn for every format, including CSV, whose length is unknown ahead.
+    """
+    counted: dict[str, int | None] = {"rows": None}
+
+    def batches(columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
+        ids_only = columns is not None and list(columns) == [id_column]
+        phase = PHASE_IDS if ids_only else PHASE_ROWS
+        total = None if ids_only else counted["rows"]
+        seen = 0
+        progress(phase, 0, total)
+        for batch in source.batches(columns):
+            yield batch
+            seen += batch.num_rows
+            progress(phase, seen, total)
+        if ids_only:
+            counted["rows"] = seen
+
+    return Source(source.label, source.schema, batches, source.kind)
+
+
+def commit_dataset(
+    ledger: Ledger,
+    data: Any,
+    id_column: str,
+    name: str | None = None,
+    *,
+    progress: Progress | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Commit ``data`` and record it on the ledger as the next version of its name.
+
+    The partition artifacts go to ``ledger.artifacts``; the ``data.commit`` body
+    is the commitment plus ``source`` (absolute path, for file datasets) and
+    ``version`` (1 for a new name, else the latest version + 1). Waits until
+    the message is final. Returns the body with the message ``id`` and
+    ``index``. ``options`` go to ``bubblechain.data.commit`` (``workers``, …).
+    """
+    source = open_source(data)
+    if progress is not None:
+        source = _with_progress(source, id_column, progress)
+    body = commit(source, id_column=id_column, store=ledger.artifacts, name=name, **options)
+    path = source_path(data)
+    if path is not None:
+        body["source"] = path
+    body["version"] = _latest_version(ledger, body["name"]) + 1
+    if progress is not None:
+        progress(PHASE_RECORD, body["rows"], None)
+    appended = ledger.append(KIND, body, outputs=[body["partitions"]])
+    ledger.flush()
+    return {**body, "id": appended.id, "index": appended.index}
+
+
+def _version(entry: Entry, ordinal: int) -> int:
+    """An entry's version: the recorded one, or its position among its name's commits."""
+    v = entry.body.get("version")
+    return v if isinstance(v, int) and not isinstance(v, bool) else ordinal
+
+
+def _versioned(ledger: Ledger) -> Iterator[tuple[Entry, int]]:
+    """Every ``data.commit`` entry, oldest first, with its version."""
+    seen: dict[str, int] = {}
+    for e in ledger.entries(kind=KIND):
+        name = e.body.get("name")
+        seen[name] = seen.get(name, 0) + 1
+        yield e, _version(e, seen[name])
+
+
+def _latest_version(ledger: Ledger, name: str) -> int:
+    return max((v for e, v in _versioned(ledger) if e.body.get("name") == name), default=0)
+
+
+def latest_commitment(ledger: Ledger, name: str) -> tuple[Entry, dict[str, Any]]:
+    """The latest ``data.commit`` of ``name``: (entry, body, with ``version`` filled in).
+
+    Raises UsageError naming the committed datasets when there is none.
+    """
+    found: tuple[Entry, int] | None = None
+    names: set[str] = set()
+    for e, v in _versioned(ledger):
+        names.add(str(e.body.get("name")))
+        if e.body.get("name") == name:
+            found = (e, v)
+    if found is None:
+        committed = ", ".join(sorted(names)) or "none"
+        raise UsageError(f"no dataset {name!r} is committed; committed: {committed}")
+    entry, version = found
+    return entry, {**entry.body, "version": version}
+
+
+def datasets(ledger: Ledger) -> list[dict[str, Any]]:
+    """Every committed dataset version, oldest first (name, version, rows, root, …)."""
+    out = []
+    for e, v in _versioned(ledger):
+        b = e.body
+        out.append(
+            {
+                "name": b.get("name"),
+                "version": v,
+                "rows": b.get("rows"),
+                "root": b.get("root"),
+                "schema_hash": b.get("schema_hash"),
+                "source": b.get("source"),
+                "time": e.fields["time"],
+                "id": e.id,
+                "index": e.index,
+                "block": e.block,
+            }
+        )
+    return out
+
+
+def _resolve(ledger: Ledger, data: Any, name: str | None) -> tuple[Entry, dict[str, Any]]:
+    return latest_commitment(ledger, name or default_dataset_name(data))
+
+
+def _about(entry: Entry, body: dict[str, Any]) -> dict[str, Any]:
+    return {"name": body["name"], "version": body["version"], "root": body["root"], "id": entry.id}
+
+
+def verify_dataset(ledger: Ledger, data: Any, name: str | None = None) -> dict[str, Any]:
+    """``bubblechain.data.verify`` against the latest version of ``name`` (default: the file's).
+
+    The result also names the commitment checked: name, version, root and message id.
+    """
+    entry, body = _resolve(ledger, data, name)
+    result = verify(data, body, ledger.artifacts)
+    return {**result, **_about(entry, body)}
+
+
+def prove_row(ledger: Ledger, data: Any, row: Any, name: str | None = None) -> dict[str, Any]:
+    """An RFC 9162 inclusion proof of row ``row`` in the latest version of ``name``.
+
+    The row id is taken as an integer when the committed ids are integers.
+    """
+    _entry, body = _resolve(ledger, data, name)
+    return prove(data, row, body, ledger.artifacts)
+
+
+__all__ = [
+    "KIND",
+    "PHASE_IDS",
+    "PHASE_RECORD",
+    "PHASE_ROWS",
+    "Progress",
+    "commit_dataset",
+    "datasets",
+    "default_dataset_name",
+    "latest_commitment",
+    "prove_row",
+    "source_path",
+    "verify_dataset",
+]
