@@ -129,8 +129,7 @@ def predict(
     if out is not None:
         console.print(
             f"{n} predictions from job {meta['job']} (model.final at index "
-            f"{entry.index}) written to {out}",
-            stderr=False,
+            f"{entry.index}) written to {out}"
         )
 
 

@@ -238,8 +238,16 @@ class Coordinator:
         raise TrainingFailed(reason)
 
     def bubble_send(self, kind: str, body: dict, **kw: Any) -> Message:
+        """Send from the coordinator bubble; if the ledger refuses, fail the job on the record."""
+        state, seq = self.bubble.state, self.bubble.signer.next_seq
         msg = self.bubble.send(kind, body, **kw)
-        self.ledger.submit(msg)
+        try:
+            self.ledger.submit(msg)
+        except Rejected as e:
+            self.bubble.state, self.bubble.signer.next_seq = state, seq
+            if kind == "job.end":
+                raise
+            self._fail(f"the ledger rejected the coordinator's {kind}: {e}")
         return msg
 
     def submit(self, msg: Message) -> None:
@@ -385,7 +393,6 @@ def train(
         raise UsageError(f"dataset {data!r} was committed without its source path")
     job = f"job-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     hyper = dict(hyper or {})
-    hyper.setdefault("max_iter", iterations)
     ranges = plan(commitment["rows"], partitions)
     blas = [
         {k: i.get(k) for k in ("internal_api", "version", "num_threads")}
@@ -420,7 +427,10 @@ def train(
             "target": target,
         },
     }
-    params = algo.initial_params(len(feats), hyper, seed)
+    try:
+        params = algo.initial_params(len(feats), hyper, seed)
+    except ValueError as e:
+        raise UsageError(f"hyperparameters for {algorithm}: {e}") from None
     out = Path(out) if out else ledger.home.root / "models" / f"{job}.model"
     eng.start(str(ledger.artifacts.root))
     try:

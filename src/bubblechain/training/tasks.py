@@ -133,8 +133,9 @@ def _partition(w: WorkerState, spec: dict[str, Any]) -> tuple[np.ndarray, np.nda
 def evaluate_partial(algo, params, X: np.ndarray, y: np.ndarray | None) -> dict[str, np.ndarray]:
     """Sums from which the coordinator computes the training metric exactly."""
     if algo.task == "clustering":
+        nearest = params["centers"][algo.predict(params, X)]
         return {
-            "inertia": np.asarray(algo.inertia(params, X), dtype=np.float64),
+            "inertia": np.asarray(float(np.sum((X - nearest) ** 2))),
             "n": np.asarray(len(X), dtype=np.int64),
         }
     pred = algo.predict(params, X)

@@ -1,0 +1,251 @@
+"""Tracked MapReduce training on the local engine and on Dask, with faults and tampering."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bubblechain.algorithms.registry import get as get_algorithm
+from bubblechain.data.ledger import commit_dataset
+from bubblechain.errors import NotFinal
+from bubblechain.ledger import Ledger
+from bubblechain.ledger.verify import verify_home
+from bubblechain.training import runtime
+from bubblechain.training.runtime import TrainingFailed, train
+
+ROWS = 20_000
+
+
+def write_toy(path: Path, rows: int = ROWS, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, 5))
+    y = (X @ np.array([1.0, -2.0, 0.5, 0.0, 1.5]) + rng.normal(size=rows) > 0).astype(np.int64)
+    cols = {"id": np.arange(rows), **{f"x{i}": X[:, i] for i in range(5)}, "label": y}
+    pq.write_table(pa.table(cols), path)
+
+
+@pytest.fixture
+def toy(tmp_path: Path):
+    data = tmp_path / "toy.parquet"
+    write_toy(data)
+    home = tmp_path / "home"
+    with Ledger.init(home) as led:
+        commit_dataset(led, data, "id", name="toy")
+    return home, data
+
+
+def job_entries(home: Path, job: str):
+    with Ledger.open(home, readonly=True) as led:
+        return [e for e in led.entries() if e.fields["job"] == job]
+
+
+def test_every_step_is_recorded_in_order_with_continuous_state_chains(toy):
+    home, _ = toy
+    with Ledger.open(home) as led:
+        res = train(led, data="toy", algorithm="logistic", target="label", partitions=4)
+    assert res.metric == "accuracy" and res.value > 0.85 and res.retries == 0
+    es = job_entries(home, res.job)
+    kinds = [e.kind for e in es]
+    rounds = res.iterations
+    expected = ["job.start"]
+    for _ in range(rounds):
+        expected += ["task.result"] * 4 + ["state.update"]
+    expected += ["task.result"] * 4 + ["model.final", "job.end"]
+    assert kinds == expected
+    # the coordinator's chain: job.start -> state.update -> ... with no gap
+    coord = [e for e in es if e.fields["bubble"] == f"{res.job}/coordinator"]
+    state = None
+    for e in coord:
+        if e.kind in ("job.start", "state.update"):
+            assert e.fields["last"] == state
+            state = e.fields["state"]
+    # each round's task results were computed on the state then current, one per partition
+    current = es[0].fields["state"]
+    for e in es[1:]:
+        if e.kind == "task.result":
+            assert e.fields["last"] == current and e.fields["sender"].startswith("worker-")
+        if e.kind == "state.update":
+            assert [r["partition"] for r in e.body["results"]] == [0, 1, 2, 3]
+            assert e.fields["inputs"] == [r["message"] for r in e.body["results"]]
+            current = e.fields["state"]
+    start = es[0].body
+    assert start["blas"]["threads_per_worker"] == 1 and start["engine"]["engine"] == "local"
+    assert start["dataset"]["name"] == "toy" and len(start["plan"]) == 4
+    assert verify_home(home).ok
+
+
+def test_cli_train_predict_jobs(toy, cli, tmp_path):
+    home, data = toy
+    code, out, err = cli(
+        "train",
+        "--data",
+        "toy",
+        "--target",
+        "label",
+        "--algorithm",
+        "naive-bayes",
+        "--partitions",
+        "3",
+        "--home",
+        home,
+        "--json",
+    )
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["metric"] == "accuracy" and 0.8 < res["value"] <= 1
+    model = Path(res["model"])
+    code, out, _ = cli(
+        "predict", data, "--model", model, "--out", tmp_path / "p.csv", "--home", home
+    )
+    assert code == 0
+    preds = pa.csv.read_csv(tmp_path / "p.csv")
+    assert preds.num_rows == ROWS and preds.column_names[:2] == ["id", "prediction"]
+    truth = pq.read_table(data).column("label").to_numpy()
+    assert np.mean(preds.column("prediction").to_numpy() == truth) == pytest.approx(res["value"])
+    code, out, _ = cli("jobs", "--home", home, "--json")
+    (job,) = json.loads(out)
+    assert job["job"] == res["job"] and job["status"] == "succeeded"
+    code, out, _ = cli("job", res["job"], "--home", home, "--json")
+    assert json.loads(out)[-1]["kind"] == "job.end"
+    raw = bytearray(model.read_bytes())
+    raw[-3] ^= 0x01  # one bit of one parameter
+    model.write_bytes(bytes(raw))
+    code, _, err = cli("predict", data, "--model", model, "--home", home)
+    assert code == 1 and "matches no model.final on the ledger" in err
+
+
+def test_tampered_partition_refuses_and_the_job_fails_with_the_row_ids(toy):
+    home, data = toy
+    t = pq.read_table(data).to_pandas()
+    t.loc[t["id"] == 12_345, "x2"] += 1.0
+    t.loc[t["id"] == 17, "label"] = 1 - t.loc[t["id"] == 17, "label"]
+    pq.write_table(pa.Table.from_pandas(t, preserve_index=False), data)
+    with Ledger.open(home) as led, pytest.raises(TrainingFailed) as exc:
+        train(led, data="toy", algorithm="logistic", target="label", partitions=4)
+    assert "refused to compute" in str(exc.value)
+    refused_ids = {17, 12_345}
+    with Ledger.open(home, readonly=True) as led:
+        refusals = list(led.entries(kind="task.refused"))
+        (end,) = list(led.entries(kind="job.end"))
+    assert refusals and all(set(e.body["changed"]) <= refused_ids for e in refusals)
+    assert set().union(*(e.body["changed"] for e in refusals)) <= refused_ids
+    assert end.body["status"] == "failed" and set(end.body["changed"]) <= refused_ids
+    assert not list(Ledger.open(home, readonly=True).entries(kind="model.final"))
+    assert verify_home(home).ok
+
+
+def _tamper_params_between_rounds(monkeypatch):
+    """Root on the coordinator: change its in-memory parameters after round 1 is recorded."""
+    algo = get_algorithm("logistic")
+    held = {}
+    real_update = type(algo).update
+
+    def update(self, params, reduced):
+        upd = real_update(self, params, reduced)
+        held["params"] = upd.params
+        return upd
+
+    monkeypatch.setattr(type(algo), "update", update)
+
+    def on_iteration(info):
+        if info["iteration"] == 1:
+            key = next(k for k, v in held["params"].items() if v.dtype.kind == "f" and v.size > 1)
+            held["params"][key].flat[0] += 0.5
+
+    return on_iteration
+
+
+def test_coordinator_with_tampered_parameters_is_rejected(toy, monkeypatch):
+    home, _ = toy
+    on_iteration = _tamper_params_between_rounds(monkeypatch)
+    with Ledger.open(home) as led, pytest.raises(TrainingFailed) as exc:
+        train(led, data="toy", algorithm="logistic", target="label", on_iteration=on_iteration)
+    assert "not on job" in str(exc.value) and "current parameters" in str(exc.value)
+    assert verify_home(home).ok
+
+
+def test_witnesses_reject_tampered_parameters_a_compromised_sequencer_let_through(toy, monkeypatch):
+    home, _ = toy
+    on_iteration = _tamper_params_between_rounds(monkeypatch)
+    led = Ledger.open(home)
+    real_check = led.sequencer.state.check
+    led.sequencer.state.check = lambda m, verify_sig=True: (
+        None if m.kind in ("task.result", "state.update") else real_check(m, verify_sig=verify_sig)
+    )
+    with pytest.raises(NotFinal) as exc:
+        train(led, data="toy", algorithm="logistic", target="label", on_iteration=on_iteration)
+    assert "cannot reach quorum" in str(exc.value)
+    assert "computed on state" in str(exc.value) and "current parameters" in str(exc.value)
+    with pytest.raises(NotFinal):
+        led.close()
+
+
+class KillOneWorker:
+    """Wraps an engine: once round 2's tasks are submitted, kill -9 a worker process."""
+
+    def __init__(self, engine, after_submits: int):
+        self.engine = engine
+        self.after = after_submits
+        self.submits = 0
+        self.killed = None
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def submit(self, fn, spec, key):
+        handle = self.engine.submit(fn, spec, key)
+        self.submits += 1
+        if self.submits == self.after and self.killed is None:
+            pids = self.engine.pids()
+            pid = pids[0] if isinstance(pids, list) else next(iter(pids.values()))
+            os.kill(pid, signal.SIGKILL)
+            self.killed = pid
+        return handle
+
+
+def _train_with_a_kill(home: Path, engine: str, monkeypatch) -> runtime.TrainResult:
+    made = {}
+    real = runtime.make_engine
+
+    def make(name, **kw):
+        made["e"] = KillOneWorker(real(name, workers=2), after_submits=9)
+        return made["e"]
+
+    monkeypatch.setattr(runtime, "make_engine", make)
+    with Ledger.open(home) as led:
+        res = train(led, data="toy", algorithm="logistic", target="label", engine=engine)
+    assert made["e"].killed is not None
+    return res
+
+
+def _final_params(home: Path, job: str) -> str:
+    (final,) = [e for e in job_entries(home, job) if e.kind == "model.final"]
+    return final.body["params"]
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_worker_killed_mid_job_is_retried_on_the_record_and_nothing_double_counted(
+    toy, engine, monkeypatch
+):
+    home, _ = toy
+    with Ledger.open(home) as led:
+        clean = train(led, data="toy", algorithm="logistic", target="label", engine=engine)
+    res = _train_with_a_kill(home, engine, monkeypatch)
+    assert res.retries >= 1
+    es = job_entries(home, res.job)
+    retries = [e for e in es if e.kind == "task.retry"]
+    assert len(retries) == res.retries and all(e.body["iteration"] == 2 for e in retries)
+    for e in es:
+        if e.kind == "state.update":  # exactly one result per partition was reduced
+            assert [r["partition"] for r in e.body["results"]] == [0, 1, 2, 3]
+    # the same parameters as the run without a failure, bit for bit
+    assert _final_params(home, res.job) == _final_params(home, clean.job)
+    assert res.iterations == clean.iterations
+    assert verify_home(home).ok
