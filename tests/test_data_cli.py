@@ -1,0 +1,362 @@
+"""`bubblechain data …` as a user drives it: commit, list, prove and verify, on real files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import REPO, run_cli_process
+from rich.console import Console
+
+from bubblechain.cli import data_cmds
+from bubblechain.data.ledger import commit_dataset, datasets, latest_commitment
+from bubblechain.errors import UsageError
+from bubblechain.ledger import Ledger
+from bubblechain.merkle import verify_inclusion
+
+N = 40
+EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
+
+
+def table(n: int = N) -> pa.Table:
+    rng = np.random.default_rng(3)
+    return pa.table(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "x": rng.random(n).round(4),
+            "s": [f"customer-{i}" for i in range(n)],
+        }
+    )
+
+
+@pytest.fixture
+def train(tmp_path: Path) -> Path:
+    path = tmp_path / "train.parquet"
+    pq.write_table(table(), path)
+    return path
+
+
+def ok_json(result: tuple[int, str, str], code: int = 0):
+    rc, out, err = result
+    assert rc == code, (rc, out, err)
+    return json.loads(out)
+
+
+def one_line_error(result: tuple[int, str, str], code: int = 2) -> str:
+    rc, out, err = result
+    assert rc == code, (rc, out, err)
+    assert out == ""
+    line = err.strip()
+    assert line.startswith("error: ") and "\n" not in line, err
+    assert "Traceback" not in err
+    return line
+
+
+def reference_leaf(schema: dict, row: dict) -> str:
+    """The row's leaf hash from the spec's own reference lines (docs/row-encoding.md)."""
+    text = (REPO / "docs" / "row-encoding.md").read_text()
+    block = re.search(r"<!-- reference-encoder -->\n```python\n(.*?)```", text, re.S)
+    namespace: dict = {}
+    exec(block.group(1), namespace)
+    return namespace["leaf_hash"](schema, row)
+
+
+def rfc9162_verify(leaf: bytes, index: int, size: int, proof: list[bytes], root: bytes) -> bool:
+    """RFC 9162 §2.1.3.2, written out independently of bubblechain.merkle."""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = hashlib.sha256(b"\x01" + p + r).digest()
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = hashlib.sha256(b"\x01" + r + p).digest()
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and r == root
+
+
+# -- the happy path ------------------------------------------------------------------------------
+
+
+def test_commit_list_prove_verify(home: Path, train: Path, cli) -> None:
+    c = ok_json(cli("data", "commit", train, "--id-column", "id", "--home", home, "--json"))
+    assert (c["name"], c["version"], c["rows"]) == ("train", 1, N)
+    assert c["source"] == os.path.abspath(train) and len(c["root"]) == 64
+    assert isinstance(c["id"], str) and c["index"] >= 1
+
+    with Ledger.open(home, readonly=True) as led:
+        (entry,) = led.entries(kind="data.commit")
+        assert entry.id == c["id"] and entry.index == c["index"]
+        assert entry.block <= led.final_height()  # final when the command returned
+        assert entry.fields["outputs"] == [c["partitions"]]
+        assert entry.body == {k: v for k, v in c.items() if k not in ("id", "index")}
+
+    (listed,) = ok_json(cli("data", "list", "--home", home, "--json"))
+    assert {k: listed[k] for k in ("name", "version", "rows", "root", "id", "source")} == {
+        k: c[k] for k in ("name", "version", "rows", "root", "id", "source")
+    }
+    rc, out, _ = cli("data", "list", "--home", home)
+    assert rc == 0 and "train" in out and os.path.abspath(train) in out
+
+    p = ok_json(cli("data", "prove", train, "--row", "7", "--home", home, "--json"))
+    assert set(p) == {"row", "index", "size", "leaf_hash", "proof", "root"}
+    assert (p["row"], p["index"], p["size"], p["root"]) == (7, 7, N, c["root"])
+    proof = [bytes.fromhex(h) for h in p["proof"]]
+    leaf, root = bytes.fromhex(p["leaf_hash"]), bytes.fromhex(p["root"])
+    verify_inclusion(leaf, p["index"], p["size"], proof, root)
+    assert rfc9162_verify(leaf, p["index"], p["size"], proof, root)
+    row = table().slice(7, 1).to_pylist()[0]
+    assert p["leaf_hash"] == reference_leaf(c["schema"], row)
+
+    rc, out, err = cli("data", "verify", train, "--home", home)
+    assert rc == 0 and "is exactly dataset train version 1" in out and err == ""
+    v = ok_json(cli("data", "verify", train, "--home", home, "--json"))
+    assert v["ok"] is True and v["changed"] == v["missing"] == v["added"] == []
+    assert (v["name"], v["version"], v["root"]) == ("train", 1, c["root"])
+
+    # The ledger itself still verifies with data commits on it.
+    rc, out, _ = cli("verify", "--home", home)
+    assert rc == 0 and "ledger verified" in out
+
+
+def test_prove_string_ids_and_text_output(home: Path, tmp_path: Path, cli) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text("key,age\nbob,41\nalice,37\ncarol,\n")
+    c = ok_json(cli("data", "commit", path, "--id-column", "key", "--home", home, "--json"))
+    assert c["name"] == "people" and c["rows"] == 3
+    p = ok_json(cli("data", "prove", path, "--row", "bob", "--home", home, "--json"))
+    assert (p["row"], p["index"]) == ("bob", 1)  # ids in order: alice, bob, carol
+    verify_inclusion(
+        bytes.fromhex(p["leaf_hash"]),
+        1,
+        3,
+        [bytes.fromhex(h) for h in p["proof"]],
+        bytes.fromhex(c["root"]),
+    )
+    rc, out, _ = cli("data", "prove", path, "--row", "carol", "--home", home)
+    assert rc == 0 and "'carol' is leaf 2 of 3" in out and c["root"] in out
+
+
+# -- tampering ---------------------------------------------------------------------------------
+
+
+def test_tampered_file_names_the_rows(home: Path, train: Path, cli) -> None:
+    ok_json(cli("data", "commit", train, "--id-column", "id", "--home", home, "--json"))
+    t = table()
+    x = t.column("x").to_pylist()
+    x[3] += 1.0  # change one value
+    t = t.set_column(1, "x", pa.array(x))
+    keep = pa.array([i != 10 for i in range(N)])  # delete a row
+    t = t.filter(keep)
+    extra = pa.table({"id": [100], "x": [0.5], "s": ["new"]}).cast(t.schema)  # add a row
+    pq.write_table(pa.concat_tables([t, extra]), train)
+
+    v = ok_json(cli("data", "verify", train, "--home", home, "--json"), code=1)
+    assert v["ok"] is False
+    assert (v["changed"], v["missing"], v["added"]) == ([3], [10], [100])
+    assert v["duplicates"] == [] and v["schema"] is None
+
+    rc, out, _ = cli("data", "verify", train, "--home", home)
+    assert rc == 1 and "differs from dataset train version 1" in out
+    assert "changed (1): 3" in out and "missing (1): 10" in out and "added (1): 100" in out
+
+    # The untouched rows can still be proven; the changed one cannot.
+    ok_json(cli("data", "prove", train, "--row", "4", "--home", home, "--json"))
+    line = one_line_error(cli("data", "prove", train, "--row", "3", "--home", home))
+    assert "row 3 differs from the committed row" in line
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        ("value", {"changed": [5]}),
+        ("delete", {"missing": [0, 39]}),
+        ("add", {"added": [-1]}),
+        ("duplicate", {"changed": [8], "duplicates": [8]}),
+    ],
+)
+def test_each_tamper_alone(home: Path, train: Path, cli, edit: str, expected: dict) -> None:
+    ok_json(cli("data", "commit", train, "--id-column", "id", "--home", home, "--json"))
+    t = table()
+    if edit == "value":
+        s = t.column("s").to_pylist()
+        s[5] = "customer-5 "
+        t = t.set_column(2, "s", pa.array(s))
+    elif edit == "delete":
+        t = t.slice(1, N - 2)
+    elif edit == "add":
+        t = pa.concat_tables([pa.table({"id": [-1], "x": [0.0], "s": ["x"]}).cast(t.schema), t])
+    else:
+        t = pa.concat_tables([t, t.slice(8, 1)])
+    pq.write_table(t, train)
+    v = ok_json(cli("data", "verify", train, "--home", home, "--json"), code=1)
+    for key in ("changed", "missing", "added", "duplicates"):
+        assert v[key] == expected.get(key, []), key
+
+
+def test_reordered_rows_and_columns_same_root(home: Path, train: Path, tmp_path: Path, cli):
+    c = ok_json(cli("data", "commit", train, "--id-column", "id", "--home", home, "--json"))
+    t = table()
+    order = np.random.default_rng(0).permutation(N)
+    shuffled = t.take(pa.array(order)).select(["s", "x", "id"])
+    path = tmp_path / "shuffled.parquet"
+    pq.write_table(shuffled, path)
+    v = ok_json(cli("data", "verify", path, "--name", "train", "--home", home, "--json"))
+    assert v["ok"] is True
+    s = ok_json(cli("data", "commit", path, "--id-column", "id", "--home", home, "--json"))
+    assert s["name"] == "shuffled" and s["version"] == 1 and s["root"] == c["root"]
+
+
+# -- versions ----------------------------------------------------------------------------------
+
+
+def test_second_commit_is_a_new_version(home: Path, train: Path, cli) -> None:
+    v1 = ok_json(cli("data", "commit", train, "--id-column", "id", "--home", home, "--json"))
+    pq.write_table(table(N + 5), train)
+    v2 = ok_json(cli("data", "commit", train, "--id-column", "id", "--home", home, "--json"))
+    assert (v1["version"], v2["version"]) == (1, 2) and v2["rows"] == N + 5
+    assert v1["root"] != v2["root"] and v1["name"] == v2["name"] == "train"
+
+    listed = ok_json(cli("data", "list", "--home", home, "--json"))
+    assert [(d["name"], d["version"], d["root"]) for d in listed] == [
+        ("train", 1, v1["root"]),
+        ("train", 2, v2["root"]),
+    ]
+    # verify and prove use the latest version
+    v = ok_json(cli("data", "verify", train, "--home", home, "--json"))
+    assert v["ok"] and (v["version"], v["root"]) == (2, v2["root"])
+    p = ok_json(cli("data", "prove", train, "--row", str(N + 2), "--home", home, "--json"))
+    assert (p["size"], p["root"]) == (N + 5, v2["root"])
+
+    # another name is its own series
+    c = ok_json(cli("data", "commit", train, "--id-column", "id", "--name", "holdout",
+                    "--home", home, "--json"))  # fmt: skip
+    assert (c["name"], c["version"]) == ("holdout", 1)
+    assert ok_json(cli("data", "verify", train, "--name", "holdout", "--home", home, "--json"))[
+        "ok"
+    ]
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def test_missing_file_and_missing_id_column(home: Path, train: Path, tmp_path: Path, cli):
+    gone = tmp_path / "gone.parquet"
+    line = one_line_error(cli("data", "commit", gone, "--id-column", "id", "--home", home))
+    assert str(gone) in line and "no such file" in line
+    line = one_line_error(cli("data", "commit", train, "--id-column", "cust", "--home", home))
+    assert "'cust'" in line
+    assert ok_json(cli("data", "list", "--home", home, "--json")) == []
+    rc, out, _ = cli("data", "list", "--home", home)
+    assert rc == 0 and "no datasets committed" in out
+
+    ok_json(cli("data", "commit", train, "--id-column", "id", "--home", home, "--json"))
+    one_line_error(cli("data", "verify", gone, "--name", "train", "--home", home))
+    line = one_line_error(cli("data", "verify", train, "--name", "nope", "--home", home))
+    assert "no dataset 'nope' is committed; committed: train" in line
+    line = one_line_error(cli("data", "prove", train, "--row", "999", "--home", home))
+    assert "999" in line and "not in the committed dataset" in line
+    line = one_line_error(cli("data", "prove", train, "--row", "abc", "--home", home))
+    assert "'abc'" in line
+    one_line_error(cli("data", "list", "--home", tmp_path / "no-home"))
+
+
+def test_schema_change_names_the_columns(home: Path, train: Path, cli) -> None:
+    ok_json(cli("data", "commit", train, "--id-column", "id", "--home", home, "--json"))
+    t = table().drop_columns(["s"]).append_column("region", pa.array(["eu"] * N))
+    pq.write_table(t, train)
+    v = ok_json(cli("data", "verify", train, "--home", home, "--json"), code=1)
+    assert v["schema"]["missing_columns"] == ["s"]
+    assert v["schema"]["added_columns"] == ["region"]
+    assert v["changed"] == list(range(N))  # a dropped column changes every row
+    rc, out, _ = cli("data", "verify", train, "--home", home)
+    assert rc == 1 and "schema differs: missing columns s; added columns region" in out
+
+
+def test_empty_datasets(home: Path, tmp_path: Path, cli) -> None:
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("id,x\n")
+    c = ok_json(cli("data", "commit", header_only, "--id-column", "id", "--home", home, "--json"))
+    assert (c["rows"], c["root"], c["version"]) == (0, EMPTY_ROOT, 1)
+    assert ok_json(cli("data", "verify", header_only, "--home", home, "--json"))["ok"]
+    one_line_error(cli("data", "prove", header_only, "--row", "1", "--home", home))
+
+    no_rows = tmp_path / "none.parquet"
+    pq.write_table(table().slice(0, 0), no_rows)
+    c = ok_json(cli("data", "commit", no_rows, "--id-column", "id", "--home", home, "--json"))
+    assert (c["rows"], c["root"]) == (0, EMPTY_ROOT)
+
+    zero = tmp_path / "zero.csv"
+    zero.write_bytes(b"")
+    line = one_line_error(cli("data", "commit", zero, "--id-column", "id", "--home", home))
+    assert "empty file" in line
+    rc, _, _ = cli("verify", "--home", home)
+    assert rc == 0
+
+
+# -- progress and the Python API ---------------------------------------------------------------
+
+
+def test_progress_only_on_a_terminal(home: Path, train: Path, cli, monkeypatch) -> None:
+    rc, out, err = cli("data", "commit", train, "--id-column", "id", "--home", home)
+    assert rc == 0 and err == "" and out.startswith("committed dataset train version 1\n")
+    assert data_cmds.progress_console(True) is None
+
+    screen = io.StringIO()
+    fake = Console(file=screen, force_terminal=True, width=100)
+    monkeypatch.setattr(data_cmds, "progress_console", lambda json_: None if json_ else fake)
+    rc, out, _ = cli("data", "commit", train, "--id-column", "id", "--home", home)
+    assert rc == 0 and "version 2" in out
+    drawn = screen.getvalue()
+    assert "reading ids" in drawn and "hashing rows" in drawn and f"{N} rows" in drawn
+    screen.truncate(0)
+    ok_json(cli("data", "commit", train, "--id-column", "id", "--home", home, "--json"))
+    assert screen.getvalue() == ""
+
+
+def test_piped_console_script_is_quiet(home: Path, train: Path) -> None:
+    r = run_cli_process("data", "commit", train, "--id-column", "id", "--home", home)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "" and r.stdout.startswith("committed dataset train version 1\n")
+
+
+def test_python_api(home: Path, train: Path) -> None:
+    df = table().to_pandas().sample(frac=1, random_state=1)
+    with Ledger.open(home) as led:
+        mem = commit_dataset(led, df, "id", name="frame")
+        disk = commit_dataset(led, train, "id")
+        again = commit_dataset(led, str(train), "id")
+        assert "source" not in mem and disk["source"] == os.path.abspath(train)
+        assert mem["root"] == disk["root"] and again["version"] == 2
+        entry, body = latest_commitment(led, "train")
+        assert entry.id == again["id"] and body["version"] == 2
+        with pytest.raises(UsageError, match="committed: frame, train"):
+            latest_commitment(led, "test")
+        assert [(d["name"], d["version"]) for d in datasets(led)] == [
+            ("frame", 1), ("train", 1), ("train", 2)
+        ]  # fmt: skip
+
+
+def test_versions_count_commits_recorded_without_one(home: Path, train: Path) -> None:
+    """A data.commit appended directly (no "version" field) still counts as version 1."""
+    from bubblechain.data import commit
+
+    with Ledger.open(home) as led:
+        body = commit(train, id_column="id", store=led.artifacts)
+        led.append("data.commit", body, outputs=[body["partitions"]])
+        led.flush()
+        assert commit_dataset(led, train, "id")["version"] == 2
+        assert [d["version"] for d in datasets(led)] == [1, 2]
+        assert all(isinstance(d["time"], int) for d in datasets(led))
