@@ -139,7 +139,9 @@ def encode_labels(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
     idx = np.minimum(idx, len(classes) - 1)
     bad = classes[idx] != y
     if np.any(bad):
-        raise ValueError(f"label {y[np.argmax(bad)]!r} was not seen when the classes were found")
+        raise ValueError(
+            f"label {y[np.argmax(bad)].item()!r} was not seen when the classes were found"
+        )
     return idx
 
 
