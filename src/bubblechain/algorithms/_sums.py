@@ -146,6 +146,7 @@ def encode_labels(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 def require_y(y: Any, name: str) -> np.ndarray:
+    """y as labels; a supervised algorithm without a target is a usage error."""
     if y is None:
         raise ValueError(f"algorithm {name!r} is supervised: y (the target) is required")
     return as_labels(y)
@@ -191,7 +192,3 @@ def check_hyper(
 def copy_params(params: Params) -> Params:
     """A deep copy, so ``update`` never mutates its input."""
     return {k: np.array(v, copy=True) for k, v in params.items()}
-
-
-def scalar(params: Params, key: str) -> Any:
-    return params[key].item()

@@ -28,6 +28,7 @@ def partition_bounds(n_rows: int, partitions: int) -> list[tuple[int, int]]:
 
 
 def resolve(algorithm: Algorithm | str) -> Algorithm:
+    """An algorithm object, given it or its registered name."""
     return get(algorithm) if isinstance(algorithm, str) else algorithm
 
 

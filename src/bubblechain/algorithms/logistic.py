@@ -173,7 +173,7 @@ class Logistic:
         if G.shape[0] > 2:
             # The loss is invariant to shifting all intercepts together, so the
             # exact gradient has no component along that direction: drop rounding.
-            G[:, d] -= G[:, d].mean()
+            G[:, d] -= math.fsum(G[:, d].tolist()) / G.shape[0]
         return f, G.ravel()
 
     def _accept(self, p: Params, f: float, g: np.ndarray, first: bool) -> Update:
