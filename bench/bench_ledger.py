@@ -90,17 +90,25 @@ def main() -> None:
     if a.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"ledger: {a.messages} note messages, blocks of {a.block_size}, 2-of-3 embedded "
-          "witnesses, WAL + synchronous=FULL")  # fmt: skip
-    print(f"{'round':>5} {'verify/s 1 thr':>15} {'verify/s 2 thr':>15} {'appended/s':>11} "
-          f"{'finalised/s':>12} {'final/verify1':>14}")  # fmt: skip
+    print(
+        f"ledger: {a.messages} note messages, blocks of {a.block_size}, 2-of-3 embedded "
+        "witnesses, WAL + synchronous=FULL"
+    )
+    print(
+        f"{'round':>5} {'verify/s 1 thr':>15} {'verify/s 2 thr':>15} {'appended/s':>11} "
+        f"{'finalised/s':>12} {'final/verify1':>14}"
+    )
     for i, r in enumerate(rows):
-        print(f"{i:>5} {r['verify_1t_per_s']:>15,.0f} {r['verify_2t_per_s']:>15,.0f} "
-              f"{r['appended_per_s']:>11,.0f} {r['finalised_per_s']:>12,.0f} "
-              f"{r['finalised_per_s'] / r['verify_1t_per_s']:>14.3f}")  # fmt: skip
-    print(f"best: {out['best_finalised_per_s']:,.0f} finalised messages/s "
-          f"(target 3,000) = {out['ratio_finalised_to_verify_1t']:.3f} x single-thread "
-          f"Ed25519 verifications/s, {out['ratio_finalised_to_verify_2t']:.3f} x two-thread")  # fmt: skip
+        print(
+            f"{i:>5} {r['verify_1t_per_s']:>15,.0f} {r['verify_2t_per_s']:>15,.0f} "
+            f"{r['appended_per_s']:>11,.0f} {r['finalised_per_s']:>12,.0f} "
+            f"{r['finalised_per_s'] / r['verify_1t_per_s']:>14.3f}"
+        )
+    print(
+        f"best: {out['best_finalised_per_s']:,.0f} finalised messages/s "
+        f"(target 3,000) = {out['ratio_finalised_to_verify_1t']:.3f} x single-thread "
+        f"Ed25519 verifications/s, {out['ratio_finalised_to_verify_2t']:.3f} x two-thread"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ new params hash naming the results it reduced, then an evaluation round, then
 
 from __future__ import annotations
 
+import importlib
 import secrets
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ import numpy as np
 import threadpoolctl
 
 from .. import __version__
+from ..algorithms import _sums as algo_sums
 from ..algorithms import base as algo_base
 from ..algorithms.base import Params, decode_arrays, encode_arrays
 from ..algorithms.registry import get as get_algorithm
@@ -119,12 +121,9 @@ def _coordinator(ledger: Ledger) -> Identity:
 
 
 def training_code_hash(algorithm: str) -> str:
-    algo_module = type(get_algorithm(algorithm)).__module__
-    import importlib
-
-    return code_hash(
-        importlib.import_module(algo_module), algo_base, bubble_mod, partitions_mod, tasks_mod
-    )
+    """The code a job's bubbles run: the algorithm, its shared arithmetic, the runtime's tasks."""
+    algo_module = importlib.import_module(type(get_algorithm(algorithm)).__module__)
+    return code_hash(algo_module, algo_base, algo_sums, bubble_mod, partitions_mod, tasks_mod)
 
 
 class Coordinator:
@@ -188,7 +187,7 @@ class Coordinator:
                 "data": s["data"],
             }
             key = f"{s['job']}-{iteration}-{phase}-{p}-{attempts[p]}"
-            handles[self.engine.submit(tasks_mod.map_task, task, key)] = p
+            handles[self.engine.submit(tasks_mod.map_task, task, key, affinity=p)] = p
 
         for p in attempts:
             launch(p)
@@ -393,7 +392,7 @@ def train(
         raise UsageError(f"dataset {data!r} was committed without its source path")
     job = f"job-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     hyper = dict(hyper or {})
-    ranges = plan(commitment["rows"], partitions)
+    ranges = plan(commitment["rows"], partitions, align=commitment["partition_rows"])
     blas = [
         {k: i.get(k) for k in ("internal_api", "version", "num_threads")}
         for i in threadpoolctl.threadpool_info()
@@ -439,3 +438,70 @@ def train(
             return Coordinator(ledger, eng, spec, on_iteration).run(algo, params, iterations, out)
     finally:
         eng.close()
+
+
+def train_untracked(
+    source: str,
+    *,
+    rows: int,
+    algorithm: str,
+    features: list[str],
+    target: str | None,
+    partitions: int = 4,
+    iterations: int = 100,
+    engine: str = "local",
+    workers: int | None = None,
+    hyper: dict[str, Any] | None = None,
+    seed: int = 0,
+    align: int = 1,
+) -> tuple[Params, int, list[float]]:
+    """The same MapReduce job with bubbles and ledger switched off, on the same engine.
+
+    Exists to measure what tracking costs (bench/bench_training.py); returns the
+    final params, the number of rounds and each round's seconds.
+    """
+    algo = get_algorithm(algorithm)
+    params = algo.initial_params(len(features), dict(hyper or {}), seed)
+    ranges = plan(rows, partitions, align=align)
+    eng = make_engine(engine, workers=workers)
+    eng.start(tempfile_root())
+    data = {"source": source, "features": features, "target": target}
+    try:
+        with threadpoolctl.threadpool_limits(limits=1):
+            rounds, done, times = 0, False, []
+            while rounds < iterations and not done:
+                t0 = time.perf_counter()
+                handles = {
+                    eng.submit(
+                        tasks_mod.plain_map_task,
+                        {
+                            "partition": p,
+                            "partitions": len(ranges),
+                            "row_start": a,
+                            "row_stop": b,
+                            "algorithm": algorithm,
+                            "seed": seed,
+                            "data": data,
+                            "params_arrays": params,
+                        },
+                        f"plain-{rounds}-{p}-{secrets.token_hex(4)}",
+                        affinity=p,
+                    ): p
+                    for p, (a, b) in enumerate(ranges)
+                }
+                partials: dict[int, Any] = {}
+                for h in eng.as_completed(list(handles)):
+                    partials[handles[h]] = h.result()
+                upd = algo.update(params, algo.reduce([partials[p] for p in range(len(ranges))]))
+                params, done = upd.params, upd.done
+                rounds += 1
+                times.append(time.perf_counter() - t0)
+    finally:
+        eng.close()
+    return params, rounds, times
+
+
+def tempfile_root() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()

@@ -25,7 +25,7 @@ from ..algorithms.registry import get as get_algorithm
 from ..artifacts import ArtifactStore
 from ..crypto.keys import Identity
 from .bubble import Bubble, Signer
-from .partitions import PartitionTampered, read_partition
+from .partitions import PartitionTampered, read_partition, read_rows
 
 
 @dataclass
@@ -151,3 +151,23 @@ def evaluate_partial(algo, params, X: np.ndarray, y: np.ndarray | None) -> dict[
         "syy": np.asarray(float(np.sum(y * y))),
         "n": np.asarray(len(X), dtype=np.int64),
     }
+
+
+_PLAIN_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
+
+
+def plain_map_task(spec: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The same map with tracking switched off: no key, no verification, no message.
+
+    Used only as the baseline that measures what tracking costs.
+    """
+    d = spec["data"]
+    key = (d["source"], spec["row_start"], spec["row_stop"], tuple(d["features"]), d["target"])
+    if key not in _PLAIN_CACHE:
+        _PLAIN_CACHE[key] = read_rows(
+            d["source"], spec["row_start"], spec["row_stop"], d["features"], d["target"]
+        )
+    X, y = _PLAIN_CACHE[key]
+    algo = get_algorithm(spec["algorithm"])
+    ctx = MapContext(spec["partition"], spec["partitions"], spec["seed"])
+    return algo.map(spec["params_arrays"], X, y, ctx)

@@ -17,8 +17,11 @@ class Engine(Protocol):
         """Start workers; each gets its own identity (see training.tasks.init_worker)."""
         ...
 
-    def submit(self, fn: Callable[[dict], Any], spec: dict, key: str) -> TaskHandle:
-        """Run `fn(spec)` on a worker; never merged with another call of the same args."""
+    def submit(
+        self, fn: Callable[[dict], Any], spec: dict, key: str, affinity: int = 0
+    ) -> TaskHandle:
+        """Run `fn(spec)` on a worker, preferably the `affinity`-th; never merged with
+        another call of the same arguments."""
         ...
 
     def as_completed(self, handles: Iterable[TaskHandle]) -> Iterator[TaskHandle]: ...

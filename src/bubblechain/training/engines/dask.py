@@ -60,8 +60,15 @@ class DaskEngine:
             self.client = Client(self.cluster)
         self.client.register_plugin(IdentityPlugin(artifacts_root), name=IdentityPlugin.name)
 
-    def submit(self, fn: Callable[[dict], Any], spec: dict, key: str) -> distributed.Future:
-        return self.client.submit(fn, spec, key=key, pure=False, retries=0)
+    def submit(
+        self, fn: Callable[[dict], Any], spec: dict, key: str, affinity: int = 0
+    ) -> distributed.Future:
+        """Prefer the same worker for the same partition (it cached it), but allow others."""
+        workers = sorted(self.client.scheduler_info()["workers"])
+        preferred = [workers[affinity % len(workers)]] if workers else None
+        return self.client.submit(
+            fn, spec, key=key, pure=False, retries=0, workers=preferred, allow_other_workers=True
+        )
 
     def as_completed(self, handles: Iterable[distributed.Future]) -> Iterator[distributed.Future]:
         return iter(distributed.as_completed(list(handles)))

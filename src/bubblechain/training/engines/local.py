@@ -1,8 +1,9 @@
-"""The embedded default: a process pool on this machine, one key per worker process.
+"""The embedded default: worker processes on this machine, one key per process.
 
-A worker that dies breaks a `ProcessPoolExecutor` as a whole; the engine then
-starts a fresh pool (fresh processes, fresh keys) for the next submissions, and
-the runtime records the lost attempts and retries them.
+Each worker slot is its own single-process pool, so a partition can be sent to
+the same process every round (it verified and cached that partition once) and a
+worker that dies takes down only its slot: the engine starts a fresh process
+(with a fresh key) there, and the runtime records the lost attempt and retries.
 """
 
 from __future__ import annotations
@@ -21,42 +22,45 @@ class LocalEngine:
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or os.cpu_count() or 1
-        self._pool: cf.ProcessPoolExecutor | None = None
+        self._slots: list[cf.ProcessPoolExecutor] = []
         self._root: str | None = None
         self.restarts = 0
 
     def start(self, artifacts_root: str) -> None:
         self._root = artifacts_root
-        self._new_pool()
+        self._slots = [self._new_slot() for _ in range(self.workers)]
 
-    def _new_pool(self) -> None:
+    def _new_slot(self) -> cf.ProcessPoolExecutor:
         # spawn, not fork: the coordinator runs sequencer threads that must not be forked
-        self._pool = cf.ProcessPoolExecutor(
-            max_workers=self.workers,
+        return cf.ProcessPoolExecutor(
+            max_workers=1,
             mp_context=mp.get_context("spawn"),
             initializer=init_worker,
             initargs=(self._root,),
         )
 
-    def submit(self, fn: Callable[[dict], Any], spec: dict, key: str) -> cf.Future:
+    def submit(
+        self, fn: Callable[[dict], Any], spec: dict, key: str, affinity: int = 0
+    ) -> cf.Future:
+        i = affinity % len(self._slots)
         try:
-            return self._pool.submit(fn, spec)
+            return self._slots[i].submit(fn, spec)
         except cf.process.BrokenProcessPool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._slots[i].shutdown(wait=False, cancel_futures=True)
             self.restarts += 1
-            self._new_pool()
-            return self._pool.submit(fn, spec)
+            self._slots[i] = self._new_slot()
+            return self._slots[i].submit(fn, spec)
 
     def as_completed(self, handles: Iterable[cf.Future]) -> Iterator[cf.Future]:
         return cf.as_completed(list(handles))
 
     def pids(self) -> list[int]:
-        return [p.pid for p in (self._pool._processes or {}).values()] if self._pool else []
+        return [p.pid for s in self._slots for p in (s._processes or {}).values()]
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "local", "workers": self.workers}
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for s in self._slots:
+            s.shutdown(wait=True, cancel_futures=True)
+        self._slots = []
