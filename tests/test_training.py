@@ -199,8 +199,8 @@ class KillOneWorker:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def submit(self, fn, spec, key):
-        handle = self.engine.submit(fn, spec, key)
+    def submit(self, fn, spec, key, affinity=0):
+        handle = self.engine.submit(fn, spec, key, affinity=affinity)
         self.submits += 1
         if self.submits == self.after and self.killed is None:
             pids = self.engine.pids()
