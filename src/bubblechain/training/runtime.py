@@ -10,7 +10,6 @@ new params hash naming the results it reduced, then an evaluation round, then
 
 from __future__ import annotations
 
-import importlib
 import secrets
 import time
 from collections.abc import Callable
@@ -22,17 +21,14 @@ import numpy as np
 import threadpoolctl
 
 from .. import __version__
-from ..algorithms import _sums as algo_sums
-from ..algorithms import base as algo_base
 from ..algorithms.base import Params, decode_arrays, encode_arrays
 from ..algorithms.registry import get as get_algorithm
 from ..crypto.keys import Identity
 from ..errors import BubblechainError, Rejected, UsageError
 from ..ledger import Ledger, Message
-from . import bubble as bubble_mod
-from . import partitions as partitions_mod
 from . import tasks as tasks_mod
-from .bubble import Bubble, Signer, code_hash
+from .bubble import Bubble, Signer
+from .code import training_code_hash
 from .engines import make_engine
 from .model import write_model
 from .partitions import plan
@@ -118,12 +114,6 @@ def _coordinator(ledger: Ledger) -> Identity:
     if node is None or node[0] != ident.public_key:
         ledger.register_node(ident.name, ident.public_key, "coordinator")
     return ident
-
-
-def training_code_hash(algorithm: str) -> str:
-    """The code a job's bubbles run: the algorithm, its shared arithmetic, the runtime's tasks."""
-    algo_module = importlib.import_module(type(get_algorithm(algorithm)).__module__)
-    return code_hash(algo_module, algo_base, algo_sums, bubble_mod, partitions_mod, tasks_mod)
 
 
 class Coordinator:

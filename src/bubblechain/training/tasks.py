@@ -25,6 +25,7 @@ from ..algorithms.registry import get as get_algorithm
 from ..artifacts import ArtifactStore
 from ..crypto.keys import Identity
 from .bubble import Bubble, Signer
+from .code import training_code_hash
 from .partitions import PartitionTampered, read_partition, read_rows
 
 
@@ -63,7 +64,8 @@ def map_task(spec: dict[str, Any]) -> dict[str, Any]:
     w = _worker()
     t0 = time.perf_counter()
     job, it, p, attempt = spec["job"], spec["iteration"], spec["partition"], spec["attempt"]
-    bubble = Bubble(w.signer, f"{job}/map/{it}/{p}/{attempt}", spec["code"], job=job)
+    code = training_code_hash(spec["algorithm"])  # what this process runs, not what it was told
+    bubble = Bubble(w.signer, f"{job}/map/{it}/{p}/{attempt}", code, job=job)
     base = {"iteration": it, "partition": p, "attempt": attempt, "phase": spec["phase"]}
     try:
         X, y = _partition(w, spec)

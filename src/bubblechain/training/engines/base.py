@@ -42,4 +42,8 @@ def make_engine(name: str, *, workers: int | None = None, scheduler: str | None 
         from .dask import DaskEngine
 
         return DaskEngine(scheduler=scheduler, workers=workers)
+    if name == "inline":
+        from .inline import InlineEngine
+
+        return InlineEngine()
     raise ValueError(f"unknown engine {name!r}: choose 'local' or 'dask'")
