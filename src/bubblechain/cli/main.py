@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import data_cmds, ledger_cmds, train_cmds
+from . import audit_cmds, data_cmds, ledger_cmds, train_cmds
 
 app = typer.Typer(
     name="bubblechain",
@@ -17,6 +17,7 @@ app = typer.Typer(
 ledger_cmds.register(app)
 data_cmds.register(app)
 train_cmds.register(app)
+audit_cmds.register(app)
 
 
 def _version(value: bool) -> None:

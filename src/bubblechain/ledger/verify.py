@@ -375,10 +375,13 @@ def _compare_messages(led, rep, h, lv, rv, out) -> None:
         out.append(Finding("replica", f"block {h}", detail))
 
 
-def verify_home(home: Any = None) -> Report:
-    """Check everything in a home. Raises UsageError only when input is unreadable."""
+def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
+    """Check everything in a home against its genesis (or a pinned one).
+
+    Raises UsageError only when input is unreadable.
+    """
     h = Home(resolve_home(home))
-    genesis = read_genesis(h)
+    genesis = genesis or read_genesis(h)
     findings: list[Finding] = []
     copies: dict[str, CopyView] = {}
     led = Store.open(h.store, readonly=True)

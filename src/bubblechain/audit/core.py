@@ -1,0 +1,436 @@
+"""`bubblechain audit`: everything checked again from the pinned genesis.
+
+Ledger: checkpoint signatures and quorum, the log and its roots, every message,
+registration and state chain (the verifier, with the pinned genesis). Training:
+artifacts against their hashes; data flow (each `state.update` reduces exactly one
+result per partition, each computed on the parameters it replaces); every reduce
+and update replayed bit-exactly; map tasks re-executed (all, or a seeded sample)
+on data first verified against its commitment; code hashes; models and data files
+given on the command line; and this copy of the ledger against each witness head.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import threadpoolctl
+
+from .. import merkle
+from ..algorithms.base import MapContext, decode_arrays, hash_arrays
+from ..algorithms.registry import get as get_algorithm
+from ..artifacts import ArtifactCorrupt, ArtifactMissing
+from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
+from ..data.ledger import verify_dataset
+from ..errors import StoreError, UsageError
+from ..home import Home, resolve_home
+from ..ledger import Ledger
+from ..ledger.block import parse_header
+from ..ledger.genesis import Genesis, read_genesis
+from ..ledger.store import Store
+from ..ledger.verify import Finding, verify_home
+from ..training.code import training_code_hash
+from ..training.model import read_model
+from ..training.partitions import PartitionTampered, read_partition
+from ..training.tasks import evaluate_partial
+from ..witness.local import REPLICA_FILE
+from .jobs import JobRecord, collect_jobs
+
+FRACTIONS = (0.01, 0.05, 0.1, 0.25)
+
+
+@dataclass
+class AuditOptions:
+    genesis: Path | None = None
+    data: list[Path] = field(default_factory=list)
+    models: list[Path] = field(default_factory=list)
+    replay: str = "sample"  # none | sample | full
+    sample_rate: float = 0.1
+    seed: int = 0
+    witnesses: bool = True
+
+    def __post_init__(self) -> None:
+        if self.replay not in ("none", "sample", "full"):
+            raise UsageError(f"--replay must be none, sample or full, not {self.replay!r}")
+        if not 0 < self.sample_rate <= 1:
+            raise UsageError(f"--sample-rate must be in (0, 1], got {self.sample_rate}")
+
+
+@dataclass
+class AuditReport:
+    findings: list[Finding]
+    jobs: list[dict[str, Any]]
+    sampling: dict[str, Any]
+    stats: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "findings": [f.to_dict() for f in self.findings],
+            "jobs": self.jobs,
+            "sampling": self.sampling,
+            "stats": self.stats,
+        }
+
+
+class _Auditor:
+    def __init__(self, home: Home, genesis: Genesis, opts: AuditOptions):
+        self.home = home
+        self.genesis = genesis
+        self.opts = opts
+        self.findings: list[Finding] = []
+        self.rng = np.random.default_rng(opts.seed)
+        self.replayed = 0
+        self.candidates = 0
+        self.per_worker: dict[str, dict[str, int]] = {}
+        self._data_cache: dict[tuple, tuple | PartitionTampered] = {}
+
+    def find(self, kind: str, where: str, detail: str) -> None:
+        self.findings.append(Finding(kind, where, detail))
+
+    # -- artifacts -----------------------------------------------------------------------
+    def artifact(self, led: Ledger, digest: str, where: str) -> bytes | None:
+        try:
+            return led.artifacts.get(digest)
+        except ArtifactMissing:
+            self.find("artifact", where, f"artifact {digest} is missing from the store")
+        except ArtifactCorrupt:
+            self.find("artifact", where, f"artifact {digest} does not match its hash")
+        return None
+
+    def arrays(self, led: Ledger, digest: str, where: str) -> dict | None:
+        raw = self.artifact(led, digest, where)
+        return None if raw is None else decode_arrays(raw)
+
+    # -- one job --------------------------------------------------------------------------
+    def job(self, led: Ledger, rec: JobRecord) -> dict[str, Any]:
+        spec = rec.spec
+        where = f"job {rec.job}"
+        try:
+            algo = get_algorithm(spec["algorithm"])
+        except ValueError as e:
+            self.find("job", where, str(e))
+            return {"job": rec.job}
+        code = rec.start.fields["code"]
+        current = training_code_hash(spec["algorithm"])
+        if code != current:
+            self.find(
+                "code",
+                where,
+                f"job.start declares code {code[:16]}…, but the training "
+                f"code installed here hashes to {current[:16]}…: the code changed",
+            )
+        for e in rec.results.values():
+            if e.fields["code"] != code:
+                self.find(
+                    "code",
+                    f"message {e.index} ({rec.job})",
+                    f"task.result from {e.fields['sender']} ran code "
+                    f"{e.fields['code'][:16]}…, not the job's {code[:16]}…",
+                )
+        for e in rec.messages:
+            for h in e.fields["outputs"]:
+                if not led.artifacts.has(h) and h != (
+                    rec.final.body.get("model_hash") if rec.final else None
+                ):
+                    self.find(
+                        "artifact",
+                        f"message {e.index} ({e.kind}, {rec.job})",
+                        f"artifact {h} is missing from the store",
+                    )
+        if rec.commit is None:
+            self.find("data", where, "job.start names a data.commit that is not on the ledger")
+        self.data_flow(rec)
+        with threadpoolctl.threadpool_limits(limits=1):
+            self.replay_updates(led, rec, algo)
+            if self.opts.replay != "none":
+                self.replay_maps(led, rec, algo)
+        return {
+            "job": rec.job,
+            "algorithm": spec["algorithm"],
+            "dataset": spec["dataset"]["name"],
+            "status": rec.end.body["status"] if rec.end else "open",
+            "rounds": len(rec.updates),
+            "results": len(rec.results),
+            "retries": len(rec.retries),
+            "loss": rec.loss_curve(),
+            "timeline": [
+                {
+                    "index": e.index,
+                    "time": e.fields["time"],
+                    "kind": e.kind,
+                    "sender": e.fields["sender"],
+                }
+                for e in rec.messages
+            ],
+        }
+
+    def data_flow(self, rec: JobRecord) -> None:
+        parts = len(rec.spec["plan"])
+        for u in rec.updates:
+            where = f"message {u.index} (state.update, {rec.job})"
+            listed = [r["message"] for r in u.body["results"]]
+            if listed != u.fields["inputs"]:
+                self.find("flow", where, "its results list differs from its signed inputs")
+            seen = []
+            for r in u.body["results"]:
+                res = rec.results.get(r["message"])
+                if res is None:
+                    self.find(
+                        "flow", where, f"names {r['message'][:16]}…, not a task result of this job"
+                    )
+                    continue
+                if res.fields["last"] != u.fields["last"]:
+                    self.find(
+                        "flow",
+                        where,
+                        f"reduces the result at index {res.index}, computed "
+                        f"on {res.fields['last'][:16]}…, not on the parameters "
+                        f"{u.fields['last'][:16]}… it replaces",
+                    )
+                if res.fields["state"] != r["partial"] or res.body["partition"] != r["partition"]:
+                    self.find("flow", where, f"misreports the result at index {res.index}")
+                seen.append(res.body["partition"])
+            if sorted(seen) != list(range(parts)):
+                self.find(
+                    "flow",
+                    where,
+                    f"reduces partitions {sorted(seen)}, not each of the {parts} exactly once",
+                )
+
+    def replay_updates(self, led: Ledger, rec: JobRecord, algo) -> None:
+        for u in rec.updates:
+            where = f"message {u.index} (state.update, iteration {u.body['iteration']}, {rec.job})"
+            params = self.arrays(led, u.fields["last"], where)
+            partials = [
+                self.arrays(led, r["partial"], where)
+                for r in sorted(u.body["results"], key=lambda r: r["partition"])
+            ]
+            if params is None or any(p is None for p in partials):
+                continue
+            upd = algo.update(params, algo.reduce(partials))
+            got = hash_arrays(upd.params)
+            if got != u.fields["state"]:
+                self.find(
+                    "replay",
+                    where,
+                    f"replaying reduce and update gives parameters "
+                    f"{got[:16]}…, but the coordinator recorded {u.fields['state'][:16]}…",
+                )
+
+    def replay_maps(self, led: Ledger, rec: JobRecord, algo) -> None:
+        spec = rec.spec
+        commitment = rec.commit.body if rec.commit else None
+        for e in sorted(rec.results.values(), key=lambda e: e.index):
+            worker = e.fields["sender"]
+            stats = self.per_worker.setdefault(worker, {"tasks": 0, "replayed": 0})
+            stats["tasks"] += 1
+            self.candidates += 1
+            if self.opts.replay == "sample" and self.rng.random() >= self.opts.sample_rate:
+                continue
+            stats["replayed"] += 1
+            self.replayed += 1
+            b = e.body
+            where = (
+                f"message {e.index} (task.result by {worker}, partition {b['partition']}, "
+                f"iteration {b['iteration']}, {rec.job})"
+            )
+            if commitment is None:
+                continue
+            data = self.partition(led, spec, commitment, b["partition"], where)
+            if data is None:
+                continue
+            params = self.arrays(led, e.fields["last"], where)
+            if params is None:
+                continue
+            X, y = data
+            if b.get("phase") == "evaluate":
+                partial = evaluate_partial(algo, params, X, y)
+            else:
+                ctx = MapContext(b["partition"], len(spec["plan"]), spec["seed"])
+                partial = algo.map(params, X, y, ctx)
+            got = hash_arrays(partial)
+            if got != e.fields["state"]:
+                self.find(
+                    "replay",
+                    where,
+                    f"re-executing the map gives partial {got[:16]}…, but "
+                    f"the worker signed {e.fields['state'][:16]}…",
+                )
+
+    def partition(self, led, spec, commitment, p: int, where: str):
+        start, stop = spec["plan"][p]
+        key = (commitment["root"], start, stop)
+        hit = self._data_cache.get(key)
+        if hit is None:
+            try:
+                hit = read_partition(
+                    commitment["source"],
+                    commitment,
+                    led.artifacts,
+                    start,
+                    stop,
+                    spec["features"],
+                    spec["target"],
+                )
+            except PartitionTampered as e:
+                hit = e
+            except (OSError, ValueError) as e:
+                hit = PartitionTampered(f"{commitment.get('source')}: {e}", [], [], [])
+            self._data_cache[key] = hit
+            if isinstance(hit, PartitionTampered):
+                self.find("data", f"dataset {commitment['name']}, partition {p}", str(hit))
+        return None if isinstance(hit, PartitionTampered) else hit
+
+    # -- files given on the command line ------------------------------------------------------
+    def models(self, led: Ledger) -> None:
+        finals = {e.body.get("model_hash"): e for e in led.entries(kind="model.final")}
+        for path in self.opts.models:
+            try:
+                params, meta, digest = read_model(path)
+            except UsageError as e:
+                self.find("model", str(path), str(e))
+                continue
+            e = finals.get(digest)
+            if e is None:
+                self.find(
+                    "model",
+                    str(path),
+                    f"sha256 {digest[:16]}… matches no model.final "
+                    f"(job {meta.get('job', '?')} recorded another model)",
+                )
+            elif hash_arrays(params) != e.body.get("params"):
+                self.find("model", str(path), "its parameters are not the job's final parameters")
+
+    def data_files(self, led: Ledger) -> None:
+        by_source = {}
+        for e in led.entries(kind="data.commit"):
+            if "source" in e.body:
+                by_source[e.body["source"]] = e.body["name"]
+        for path in self.opts.data:
+            name = by_source.get(str(Path(path).absolute()))
+            try:
+                r = verify_dataset(led, path, name)
+            except UsageError as e:
+                self.find("data", str(path), str(e))
+                continue
+            label = f"dataset {r.get('name', name)} v{r.get('version', '?')}"
+            for what in ("changed", "missing", "added"):
+                for rid in r.get(what, []):
+                    self.find(
+                        "data", f"{label}, row {rid}", f"{what} since the commitment ({path})"
+                    )
+            if r.get("schema"):
+                self.find("data", label, f"schema differs from the commitment: {r['schema']}")
+
+    # -- witnesses ----------------------------------------------------------------------------
+    def witness_heads(self, led: Ledger) -> None:
+        local = led.store
+        size = local.size()
+        for w in self.genesis.witnesses:
+            path = self.home.witness(w.name) / REPLICA_FILE
+            if not path.exists():
+                continue
+            try:
+                rs = Store.open(path, readonly=True)
+            except StoreError as e:
+                self.find("witness", f"witness {w.name}", str(e))
+                continue
+            try:
+                head = rs.head()
+                if head is None:
+                    continue
+                note = SignedNote.parse(head.checkpoint)
+                line = rs.cosignatures(head.height).get(w.name)
+                if line is None or not verify_cosignature(
+                    note.body, NoteSignature.parse_line(line), w
+                ):
+                    self.find(
+                        "witness",
+                        f"witness {w.name}",
+                        "its head carries no valid cosignature of its own",
+                    )
+                    continue
+                hdr = parse_header(head.header)
+                wsize, wroot = hdr["size"], bytes.fromhex(hdr["root"])
+            finally:
+                rs.close()
+            if wsize > size:
+                self.find(
+                    "witness",
+                    f"witness {w.name}",
+                    f"cosigned a log of {wsize} entries; this ledger has only {size}",
+                )
+                continue
+            mine = merkle.root(local.leaves(stop=wsize))
+            if mine != wroot:
+                self.find(
+                    "witness",
+                    f"witness {w.name}",
+                    f"cosigned root {wroot.hex()[:16]}… at "
+                    f"size {wsize}; this ledger's root at that size is {mine.hex()[:16]}…: "
+                    "this copy is not the one the witnesses saw",
+                )
+
+    def sampling(self) -> dict[str, Any]:
+        r = 1.0 if self.opts.replay == "full" else self.opts.sample_rate
+        if self.opts.replay == "none":
+            r = 0.0
+        workers = {}
+        for name, s in sorted(self.per_worker.items()):
+            workers[name] = {
+                **s,
+                "p_catch": {
+                    str(f): 1 - (1 - r) ** max(1, math.ceil(f * s["tasks"])) for f in FRACTIONS
+                },
+            }
+        return {
+            "mode": self.opts.replay,
+            "rate": r,
+            "seed": self.opts.seed,
+            "tasks": self.candidates,
+            "replayed": self.replayed,
+            "workers": workers,
+            "statement": f"each task result is re-executed with probability {r:g}; a worker "
+            "that lied in k of its tasks is caught with probability "
+            f"1 - (1 - {r:g})^k",
+        }
+
+
+def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
+    """Audit a home from its pinned genesis; exit status follows `report.ok`."""
+    opts = options or AuditOptions()
+    h = Home(resolve_home(home))
+    t0 = time.perf_counter()
+    genesis = None
+    if opts.genesis is not None:
+        try:
+            genesis = Genesis.from_bytes(Path(opts.genesis).read_bytes())
+        except OSError as e:
+            raise UsageError(f"--genesis {opts.genesis}: {e.strerror}") from None
+        except ValueError as e:
+            raise UsageError(f"--genesis {opts.genesis} is not a genesis file: {e}") from None
+    report = verify_home(h.root, genesis)
+    genesis = genesis or read_genesis(h)
+    a = _Auditor(h, genesis, opts)
+    a.findings += report.findings
+    jobs = []
+    with Ledger.open(h.root, readonly=True) as led:
+        records, _ = collect_jobs(led.entries())
+        for rec in records:
+            jobs.append(a.job(led, rec))
+        a.models(led)
+        a.data_files(led)
+        if opts.witnesses:
+            a.witness_heads(led)
+        size = led.store.size()
+    stats = {"messages": size, "jobs": len(jobs), "seconds": time.perf_counter() - t0}
+    return AuditReport(a.findings, jobs, a.sampling(), stats)

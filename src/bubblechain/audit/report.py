@@ -1,0 +1,93 @@
+"""A self-contained HTML audit report: findings, each job's timeline and loss curve."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import Any
+
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;color:#1b1f24}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}
+.ok{color:#1a7f37}.bad{color:#cf222e}code{font-size:.92em}.muted{color:#57606a}
+"""
+
+
+def _svg_curve(points: list[tuple[int, float]], width: int = 640, height: int = 220) -> str:
+    if len(points) < 2:
+        return "<p class=muted>no loss curve recorded</p>"
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    pad = 40
+
+    def sx(x: float) -> float:
+        return pad + (x - x0) / ((x1 - x0) or 1) * (width - 2 * pad)
+
+    def sy(y: float) -> float:
+        return height - pad - (y - y0) / ((y1 - y0) or 1) * (height - 2 * pad)
+
+    path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+    return (
+        f'<svg width="{width}" height="{height}" role="img" aria-label="training loss">'
+        f'<polyline fill="none" stroke="#0969da" stroke-width="2" points="{path}"/>'
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        'stroke="#888"/>'
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>'
+        f'<text x="{pad}" y="{pad - 8}" font-size="12">loss {y1:.5g}</text>'
+        f'<text x="{pad}" y="{height - 8}" font-size="12">round {x0} … {x1}; '
+        f"final loss {ys[-1]:.6g}</text></svg>"
+    )
+
+
+def render(report: dict[str, Any], title: str) -> str:
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(f['kind'])}</td><td>{e(f['where'])}</td><td>{e(f['detail'])}</td></tr>"
+        for f in report["findings"]
+    )
+    verdict = (
+        "<p class=ok><b>No findings.</b> Everything checked holds.</p>"
+        if report["ok"]
+        else f"<p class=bad><b>{len(report['findings'])} finding(s).</b></p>"
+    )
+    parts = [
+        f"<!doctype html><html><head><meta charset=utf-8><title>{e(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{e(title)}</h1>",
+        verdict,
+        f"<p class=muted>{report['stats']['messages']} messages, {report['stats']['jobs']} "
+        f"job(s); replay {e(report['sampling']['mode'])}: {report['sampling']['replayed']} of "
+        f"{report['sampling']['tasks']} map tasks re-executed. "
+        f"{e(report['sampling']['statement'])}.</p>",
+    ]
+    if rows:
+        parts.append(
+            f"<h2>Findings</h2><table><tr><th>kind</th><th>where</th><th>detail</th>"
+            f"</tr>{rows}</table>"
+        )
+    for job in report["jobs"]:
+        parts.append(f"<h2>Job <code>{e(job['job'])}</code></h2>")
+        if "algorithm" not in job:
+            continue
+        parts.append(
+            f"<p>{e(job['algorithm'])} on <b>{e(job['dataset'])}</b>: {job['rounds']} rounds, "
+            f"{job['results']} task results, {job['retries']} retried attempts; status "
+            f"<b>{e(job['status'])}</b>.</p>"
+        )
+        parts.append(_svg_curve([tuple(p) for p in job["loss"]]))
+        tl = "".join(
+            f"<tr><td>{m['index']}</td><td>{_t(m['time'])}</td><td>{e(m['kind'])}</td>"
+            f"<td>{e(m['sender'])}</td></tr>"
+            for m in job["timeline"]
+        )
+        parts.append(
+            "<details><summary>timeline</summary><table><tr><th>index</th><th>time</th>"
+            f"<th>kind</th><th>sender</th></tr>{tl}</table></details>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _t(us: int) -> str:
+    return dt.datetime.fromtimestamp(us / 1e6, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

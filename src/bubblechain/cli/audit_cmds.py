@@ -1,0 +1,73 @@
+"""`bubblechain audit`: the auditor's command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..audit import AuditOptions
+from ..audit import audit as run_audit
+from ..audit.report import render
+from ..fsutil import write_atomic
+from .common import EXIT_FINDINGS, HomeOpt, JsonOpt, console, emit_json, handle_errors
+
+
+@handle_errors
+def audit(
+    home: HomeOpt = None,
+    genesis: Annotated[
+        Path | None, typer.Option(help="The pinned genesis [default: HOME's].")
+    ] = None,
+    data: Annotated[list[Path] | None, typer.Option("--data", help="Data file to verify.")] = None,
+    model: Annotated[
+        list[Path] | None, typer.Option("--model", help="Model file to verify.")
+    ] = None,
+    replay: Annotated[str, typer.Option(help="Map replay: none, sample or full.")] = "sample",
+    sample_rate: Annotated[float, typer.Option(help="Share of map tasks to re-execute.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the replay sample.")] = 0,
+    witnesses: Annotated[
+        bool, typer.Option(help="Check this ledger against each witness head.")
+    ] = True,
+    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Check the whole training record, trusting only the pinned genesis."""
+    opts = AuditOptions(
+        genesis=genesis,
+        data=data or [],
+        models=model or [],
+        replay=replay,
+        sample_rate=sample_rate,
+        seed=seed,
+        witnesses=witnesses,
+    )
+    rep = run_audit(home, opts)
+    d = rep.to_dict()
+    if report is not None:
+        write_atomic(report, render(d, "bubblechain audit").encode())
+    if json_:
+        emit_json(d)
+    else:
+        for f in rep.findings:
+            console.print(f"[red]✗[/] [bold]{f.kind}[/] {f.where}: {f.detail}")
+        s = d["sampling"]
+        console.print(
+            f"audited {d['stats']['messages']} messages, {d['stats']['jobs']} job(s) "
+            f"in {d['stats']['seconds']:.1f} s; map replay {s['mode']}: "
+            f"{s['replayed']} of {s['tasks']} task results re-executed"
+        )
+        if s["mode"] == "sample":
+            console.print(f"  {s['statement']}")
+        console.print(
+            "[green]✓ no findings[/]" if rep.ok else f"[red]{len(rep.findings)} finding(s)[/]"
+        )
+        if report is not None:
+            console.print(f"report: {report}")
+    if not rep.ok:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(audit)
