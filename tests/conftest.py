@@ -58,3 +58,42 @@ def tree_digest(path: Path) -> dict[str, str]:
         if p.is_file():
             out[str(p.relative_to(path))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
+
+
+def rewrite_and_resign(home: Path, idx: int, forged) -> None:
+    """The insider on the sequencer's machine: replace entry `idx` with `forged`, then
+    rebuild every block from it on (roots, headers, links) and re-sign each checkpoint
+    with the sequencer's own key, so the copy is internally valid again."""
+    import sqlite3
+
+    from bubblechain import merkle
+    from bubblechain.crypto.keys import Identity
+    from bubblechain.crypto.note import SignedNote, sign_note
+    from bubblechain.ledger.block import checkpoint_for, header_hash, make_header, parse_header
+
+    seq_key = Identity.load(home / "keys" / "sequencer.key")
+    con = sqlite3.connect(home / "ledger.db", isolation_level=None)
+    blk = con.execute("SELECT block FROM messages WHERE idx=?", (idx,)).fetchone()[0]
+    con.execute("BEGIN")
+    con.execute(
+        "UPDATE messages SET id=?, kind=?, sender=?, leaf=?, payload=?, sig=? WHERE idx=?",
+        (forged.id, forged.kind, forged.sender, forged.leaf, forged.payload, forged.signature, idx),
+    )
+    leaves = [bytes(r[0]) for r in con.execute("SELECT leaf FROM messages ORDER BY idx")]
+    prev = con.execute("SELECT hash FROM blocks WHERE height=?", (blk - 1,)).fetchone()[0]
+    for height, header in con.execute(
+        "SELECT height, header FROM blocks WHERE height>=? ORDER BY height", (blk,)
+    ).fetchall():
+        h = parse_header(header)
+        root = merkle.root(leaves[: h["size"]])
+        new_header = make_header(height, prev, h["first"], h["count"], root, h["time"])
+        hh = header_hash(new_header)
+        body = checkpoint_for(seq_key.name, h["size"], root, height, hh).body()
+        note = SignedNote(body, (sign_note(body, seq_key),)).text()
+        con.execute(
+            "UPDATE blocks SET hash=?, header=?, checkpoint=? WHERE height=?",
+            (hh, new_header, note, height),
+        )
+        prev = hh
+    con.execute("COMMIT")
+    con.close()

@@ -6,12 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import rewrite_and_resign
 
-from bubblechain import merkle
 from bubblechain.crypto.keys import Identity
-from bubblechain.crypto.note import SignedNote, sign_note
 from bubblechain.ledger import Ledger, Message
-from bubblechain.ledger.block import checkpoint_for, header_hash, make_header, parse_header
 from bubblechain.ledger.verify import verify_home
 
 N_NOTES = 40
@@ -139,38 +137,15 @@ def test_two_messages_reordered(home):
 
 def test_insider_rewrites_a_message_and_resigns_everything_with_the_sequencer_key(home):
     """Root on the sequencer's machine: its keys (and the admin's) are there to use."""
-    con = db(home)
-    admin = Identity.load(home / "keys" / "admin.key")
-    seq_key = Identity.load(home / "keys" / "sequencer.key")
-    origin = seq_key.name
     idx = 10
-    payload, blk = con.execute("SELECT payload, block FROM messages WHERE idx=?", (idx,)).fetchone()
+    blk = block_of(home, idx)
+    admin = Identity.load(home / "keys" / "admin.key")
+    payload = db(home).execute("SELECT payload FROM messages WHERE idx=?", (idx,)).fetchone()[0]
     old = Message.from_parts(payload, bytes(64))
-    forged = Message.create(admin, "note", {"text": "note 009 (approved)"}, seq=old.seq,
-                            time_us=old.fields["time"])  # fmt: skip
-    con.execute("BEGIN")
-    con.execute(
-        "UPDATE messages SET id=?, leaf=?, payload=?, sig=? WHERE idx=?",
-        (forged.id, forged.leaf, forged.payload, forged.signature, idx),
+    forged = Message.create(
+        admin, "note", {"text": "note 009 (approved)"}, seq=old.seq, time_us=old.fields["time"]
     )
-    # Rebuild every block from the rewritten one on: roots, headers, links, checkpoints.
-    leaves = [bytes(r[0]) for r in con.execute("SELECT leaf FROM messages ORDER BY idx")]
-    prev = con.execute("SELECT hash FROM blocks WHERE height=?", (blk - 1,)).fetchone()[0]
-    for height, header in con.execute(
-        "SELECT height, header FROM blocks WHERE height>=? ORDER BY height", (blk,)
-    ).fetchall():
-        h = parse_header(header)
-        root = merkle.root(leaves[: h["size"]])
-        new_header = make_header(height, prev, h["first"], h["count"], root, h["time"])
-        hh = header_hash(new_header)
-        body = checkpoint_for(origin, h["size"], root, height, hh).body()
-        note = SignedNote(body, (sign_note(body, seq_key),)).text()
-        con.execute(
-            "UPDATE blocks SET hash=?, header=?, checkpoint=? WHERE height=?",
-            (hh, new_header, note, height),
-        )
-        prev = hh
-    con.execute("COMMIT")
+    rewrite_and_resign(home, idx, forged)
     report = verify_home(home)
     ledger_only = [f for f in report.findings if f.kind not in ("cosignature", "quorum", "replica")]
     assert ledger_only == []  # the rewritten copy is internally valid: signatures, roots, links

@@ -1,0 +1,271 @@
+"""The audit's tamper matrix: each case changes what an attacker would change."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from conftest import rewrite_and_resign
+from test_training import write_toy
+
+from bubblechain.algorithms.registry import get as get_algorithm
+from bubblechain.audit import AuditOptions, audit
+from bubblechain.audit.core import _Auditor
+from bubblechain.audit.jobs import collect_jobs
+from bubblechain.crypto.keys import Identity
+from bubblechain.data.ledger import commit_dataset
+from bubblechain.home import Home
+from bubblechain.ledger import Ledger, Message
+from bubblechain.training import bubble as bubble_mod
+from bubblechain.training.code import training_code_hash
+from bubblechain.training.runtime import train
+
+ROWS = 4000
+
+
+def make_home(tmp_path: Path, on_iteration=None) -> tuple[Path, Path, Path, str]:
+    data = tmp_path / "toy.parquet"
+    write_toy(data, rows=ROWS)
+    home = tmp_path / "home"
+    with Ledger.init(home) as led:
+        commit_dataset(led, data, "id", name="toy")
+        res = train(
+            led,
+            data="toy",
+            algorithm="logistic",
+            target="label",
+            partitions=4,
+            engine="inline",
+            out=tmp_path / "toy.model",
+            on_iteration=on_iteration,
+        )
+    return home, data, Path(res.model_path), res.job
+
+
+@pytest.fixture
+def trained(tmp_path):
+    return make_home(tmp_path)
+
+
+def run(home, **kw):
+    kw.setdefault("replay", "full")
+    return audit(home, AuditOptions(**kw))
+
+
+def kinds_where(report) -> set[tuple[str, str]]:
+    return {(f.kind, f.where) for f in report.findings}
+
+
+def test_clean_record_has_no_findings_and_writes_a_report(trained, cli, tmp_path):
+    home, data, model, job = trained
+    rep = run(home, data=[data], models=[model])
+    assert rep.ok, [str(f) for f in rep.findings]
+    assert rep.sampling["replayed"] == rep.sampling["tasks"] > 0
+    code, out, _ = cli(
+        "audit",
+        "--home",
+        home,
+        "--replay",
+        "full",
+        "--data",
+        data,
+        "--model",
+        model,
+        "--report",
+        tmp_path / "r.html",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["ok"] is True
+    page = (tmp_path / "r.html").read_text()
+    assert "No findings" in page and "<polyline" in page and job in page
+
+
+def test_data_row_changed_after_commitment(trained):
+    home, data, _, _ = trained
+    t = pq.read_table(data).to_pandas()
+    t.loc[t["id"] == 1234, "x3"] = 42.0
+    pq.write_table(__import__("pyarrow").Table.from_pandas(t, preserve_index=False), data)
+    rep = run(home, data=[data])
+    assert ("data", "dataset toy v1, row 1234") in kinds_where(rep)
+    replayed = [f for f in rep.findings if f.where.startswith("dataset toy, partition")]
+    assert replayed and "changed [1234]" in replayed[0].detail
+
+
+class _Lie:
+    """A worker that returns a wrong partial once and signs it with its own key."""
+
+    def __init__(self, monkeypatch, iteration: int, partition: int):
+        algo = get_algorithm("logistic")
+        real = type(algo).map
+        self.calls = 0
+
+        def map(self_, params, X, y, ctx):
+            partial = real(self_, params, X, y, ctx)
+            self.calls += 1
+            if self.calls == 4 * iteration + partition + 1:  # inline: partitions in order
+                key = next(k for k, v in partial.items() if v.dtype.kind == "f" and v.size > 1)
+                partial[key] = partial[key] * 1.001
+            return partial
+
+        monkeypatch.setattr(type(algo), "map", map)
+
+
+def test_a_lying_worker_is_caught_by_replay_and_by_sampling_at_the_stated_rate(
+    tmp_path, monkeypatch
+):
+    _Lie(monkeypatch, iteration=3, partition=2)
+    home, *_ = make_home(tmp_path)
+    monkeypatch.undo()
+    rep = run(home)
+    (lie,) = [f for f in rep.findings if f.kind == "replay"]
+    assert "partition 2, iteration 3" in lie.where and "re-executing the map gives" in lie.detail
+    assert "the worker signed" in lie.detail
+    # Sampling: over many seeds the lie is found at the stated rate.
+    rate, seeds = 0.25, 160
+    with Ledger.open(home, readonly=True) as led:
+        (rec,) = collect_jobs(led.entries())[0]
+        algo = get_algorithm("logistic")
+        cache: dict = {}
+        caught = 0
+        for seed in range(seeds):
+            opts = AuditOptions(replay="sample", sample_rate=rate, seed=seed)
+            a = _Auditor(Home(home), led.genesis, opts)
+            a._data_cache = cache
+            a.replay_maps(led, rec, algo)
+            caught += any(f.kind == "replay" for f in a.findings)
+        stated = a.sampling()
+    (w,) = stated["workers"].values()
+    assert stated["rate"] == rate
+    # one lie among the worker's tasks: P(caught) = rate; binomial(160, 0.25): mean 40, sd 5.5
+    assert 40 - 4 * 5.5 <= caught <= 40 + 4 * 5.5
+    assert w["p_catch"]["0.1"] == pytest.approx(1 - (1 - rate) ** np.ceil(0.1 * w["tasks"]))
+
+
+def test_parameters_changed_between_iterations(tmp_path, monkeypatch):
+    algo = get_algorithm("logistic")
+    real = type(algo).update
+    calls = {"n": 0}
+
+    def update(self, params, reduced):
+        upd = real(self, params, reduced)
+        calls["n"] += 1
+        if calls["n"] == 4:  # the coordinator nudges the new parameters once
+            key = next(k for k, v in upd.params.items() if v.dtype.kind == "f" and v.size > 1)
+            upd.params[key] = upd.params[key] + 1e-6
+        return upd
+
+    monkeypatch.setattr(type(algo), "update", update)
+    home, _, _, _ = make_home(tmp_path)
+    monkeypatch.undo()
+    rep = run(home, replay="none")
+    (f,) = rep.findings
+    assert f.kind == "replay" and "state.update, iteration 3" in f.where
+    assert "replaying reduce and update gives parameters" in f.detail
+
+
+def test_model_file_changed_after_training(trained):
+    home, _, model, _ = trained
+    raw = bytearray(model.read_bytes())
+    raw[-5] ^= 0x10
+    model.write_bytes(bytes(raw))
+    rep = run(home, replay="none", models=[model])
+    (f,) = rep.findings
+    assert (f.kind, f.where) == ("model", str(model)) and "matches no model.final" in f.detail
+
+
+def test_training_code_changed(trained, monkeypatch):
+    home, _, _, job = trained
+    real = bubble_mod.inspect.getsource
+
+    def patched(obj):
+        src = real(obj)
+        return src + "\n# patched\n" if obj.__name__.endswith("logistic") else src
+
+    monkeypatch.setattr(bubble_mod.inspect, "getsource", patched)
+    training_code_hash.cache_clear()
+    try:
+        rep = run(home, replay="none")
+    finally:
+        monkeypatch.undo()
+        training_code_hash.cache_clear()
+    (f,) = rep.findings
+    assert (f.kind, f.where) == ("code", f"job {job}") and "the code changed" in f.detail
+
+
+def _db(home):
+    return sqlite3.connect(home / "ledger.db", isolation_level=None)
+
+
+def test_a_message_deleted(trained):
+    home, *_ = trained
+    con = _db(home)
+    idx, blk = con.execute(
+        "SELECT idx, block FROM messages WHERE kind='task.result' ORDER BY idx LIMIT 1 OFFSET 5"
+    ).fetchone()
+    con.execute("DELETE FROM messages WHERE idx=?", (idx,))
+    rep = run(home, replay="none")
+    assert ("message", f"message {idx} (block {blk})") in kinds_where(rep)
+    assert ("replica", f"message {idx} (block {blk})") in kinds_where(rep)
+
+
+def test_a_block_rewritten_and_resigned_with_the_sequencer_key(trained):
+    home, *_ = trained
+    con = _db(home)
+    idx, payload, blk = con.execute(
+        "SELECT idx, payload, block FROM messages WHERE kind='note' OR kind='node.register' "
+        "ORDER BY idx DESC LIMIT 1"
+    ).fetchone()
+    old = Message.from_parts(payload, bytes(64))
+    admin = Identity.load(home / "keys" / "admin.key")
+    body = dict(old.body, role="auditor")
+    forged = Message.create(admin, old.kind, body, seq=old.seq, time_us=old.fields["time"])
+    rewrite_and_resign(home, idx, forged)
+    rep = run(home, replay="none")
+    kw = kinds_where(rep)
+    assert ("replica", f"message {idx} (block {blk})") in kw
+    assert ("cosignature", f"block {blk}") in kw
+    assert any(f.kind == "witness" for f in rep.findings)
+
+
+def test_local_ledger_replaced_by_a_consistent_but_different_one(tmp_path):
+    data = tmp_path / "toy.parquet"
+    write_toy(data, rows=ROWS)
+    home = tmp_path / "home"
+    with Ledger.init(home) as led:
+        commit_dataset(led, data, "id", name="toy")
+    early = tmp_path / "early.db"
+    shutil.copy(home / "ledger.db", early)  # a valid ledger, as it stood before training
+    with Ledger.open(home) as led:
+        train(led, data="toy", algorithm="logistic", target="label", engine="inline")
+    shutil.copy(early, home / "ledger.db")
+    rep = run(home, replay="none")
+    witness = [f for f in rep.findings if f.kind == "witness"]
+    assert {f.where for f in witness} == {"witness w1", "witness w2", "witness w3"}
+    assert all("this ledger has only" in f.detail for f in witness)
+
+
+def test_an_artifact_deleted_is_reported_missing_not_crashed(trained):
+    home, *_ = trained
+    with Ledger.open(home, readonly=True) as led:
+        (rec,) = collect_jobs(led.entries())[0]
+        victim = next(iter(rec.results.values()))
+        digest = victim.fields["state"]
+        path = led.artifacts.path(digest)
+    path.unlink()
+    rep = run(home)
+    missing = [f for f in rep.findings if f.kind == "artifact"]
+    assert missing and all(digest in f.detail and "missing" in f.detail for f in missing)
+    assert any(f"message {victim.index} (task.result" in f.where for f in missing)
+
+
+def test_audit_usage_errors(trained, cli, tmp_path):
+    home, *_ = trained
+    code, _, err = cli("audit", "--home", home, "--replay", "most")
+    assert code == 2 and "--replay must be none, sample or full" in err
+    code, _, err = cli("audit", "--home", home, "--genesis", tmp_path / "nope.json")
+    assert code == 2 and "nope.json" in err
