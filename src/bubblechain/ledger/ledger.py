@@ -329,15 +329,7 @@ class Ledger:
     def final_height(self) -> int:
         if self._sequencer is not None:
             return self._sequencer.final_height
-        counts = dict(
-            self.store.con.execute(
-                "SELECT height, COUNT(*) FROM cosignatures GROUP BY height"
-            ).fetchall()
-        )
-        h = -1
-        while counts.get(h + 1, 0) >= self.genesis.quorum:
-            h += 1
-        return h
+        return self.store.final_height(self.genesis.quorum)
 
     def checkpoint(self, height: int | None = None) -> str:
         """The latest final checkpoint as a C2SP signed note with its valid cosignatures."""

@@ -92,15 +92,7 @@ class Sequencer:
             t.start()
 
     def _load_final_height(self) -> int:
-        counts = dict(
-            self.store.con.execute(
-                "SELECT height, COUNT(*) FROM cosignatures GROUP BY height"
-            ).fetchall()
-        )
-        h = -1
-        while counts.get(h + 1, 0) >= self.genesis.quorum:
-            h += 1
-        return h
+        return self.store.final_height(self.genesis.quorum)
 
     def _resume_height(self, w: Witness) -> int:
         """Where to resume a witness: after its head, or at a block whose cosignature we lack."""

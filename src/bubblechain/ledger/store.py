@@ -244,6 +244,16 @@ class Store:
         row = self.con.execute("SELECT MAX(idx) FROM messages").fetchone()
         return 0 if row[0] is None else row[0] + 1
 
+    def final_height(self, quorum: int) -> int:
+        """The last height up to which every block has `quorum` stored cosignatures."""
+        counts = dict(
+            self.con.execute("SELECT height, COUNT(*) FROM cosignatures GROUP BY height").fetchall()
+        )
+        h = -1
+        while counts.get(h + 1, 0) >= quorum:
+            h += 1
+        return h
+
     def cosignatures(self, height: int) -> dict[str, str]:
         rows = self.con.execute(
             "SELECT witness, line FROM cosignatures WHERE height=? ORDER BY witness", (height,)
