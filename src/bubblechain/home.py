@@ -26,6 +26,10 @@ class Home:
         return self.root / "genesis.json"
 
     @property
+    def config(self) -> Path:
+        return self.root / "home.json"
+
+    @property
     def store(self) -> Path:
         return self.root / "ledger.db"
 

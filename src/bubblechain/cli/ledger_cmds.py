@@ -32,10 +32,15 @@ def init(
     witnesses: Annotated[int, typer.Option(help="Number of embedded witnesses.")] = 3,
     quorum: Annotated[int, typer.Option(help="Cosignatures that make a block final.")] = 2,
     origin: Annotated[str | None, typer.Option(help="Log origin name (a schema-less URL).")] = None,
+    artifacts: Annotated[
+        str | None, typer.Option(help="Artifact store: a directory or fsspec URL (s3://...).")
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Create keys, the genesis, the ledger and one replica per witness."""
-    with Ledger.init(home, witnesses=witnesses, quorum=quorum, origin=origin) as led:
+    with Ledger.init(
+        home, witnesses=witnesses, quorum=quorum, origin=origin, artifacts=artifacts
+    ) as led:
         st = led.status()
         st["genesis_file"] = str(led.home.genesis)
         st["vkeys"] = led.vkeys()

@@ -8,6 +8,7 @@ block a crash left without its quorum). The CLI is a thin layer over this class.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import secrets
 import shutil
@@ -66,6 +67,17 @@ class Entry:
         return self.message.fields
 
 
+def artifacts_location(home: Home) -> str:
+    """The home's artifact store: `artifacts` in home.json (set at init), else HOME/artifacts."""
+    try:
+        cfg = json.loads(home.config.read_text())
+    except FileNotFoundError:
+        return str(home.artifacts)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"home config {home.config} is unreadable: {e}") from None
+    return cfg.get("artifacts") or str(home.artifacts)
+
+
 def open_store(home: Home, genesis: Genesis, *, readonly: bool) -> Store:
     store = Store.open(home.store, readonly=readonly)
     try:
@@ -108,7 +120,7 @@ class Ledger:
         self.genesis = genesis
         self.store = store
         self.readonly = readonly
-        self.artifacts = ArtifactStore(home.artifacts)
+        self.artifacts = ArtifactStore(artifacts_location(home))
         self._sequencer: Sequencer | None = None
         self._witnesses: list[LocalWitness] = []
         self._lock: _HomeLock | None = None
@@ -122,9 +134,14 @@ class Ledger:
         witnesses: int = 3,
         quorum: int = 2,
         origin: str | None = None,
+        artifacts: str | None = None,
         **options: Any,
     ) -> Ledger:
-        """Create keys, genesis, stores and replicas, finalise the genesis block, open it."""
+        """Create keys, genesis, stores and replicas, finalise the genesis block, open it.
+
+        `artifacts` is where blobs go: a directory or an fsspec URL (`s3://bucket/x`)
+        that every worker can reach; default HOME/artifacts.
+        """
         root = resolve_home(home)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise UsageError(f"{root} already exists and is not empty; refusing to overwrite it")
@@ -141,6 +158,8 @@ class Ledger:
         tmp = root.parent / f".{root.name}.init-{secrets.token_hex(4)}"
         try:
             cls._build(Home(tmp), witnesses, quorum, origin)
+            if artifacts:
+                write_atomic(Home(tmp).config, json.dumps({"artifacts": artifacts}).encode())
             if root.exists():
                 root.rmdir()
             os.rename(tmp, root)

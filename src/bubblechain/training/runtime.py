@@ -421,7 +421,7 @@ def train(
     except ValueError as e:
         raise UsageError(f"hyperparameters for {algorithm}: {e}") from None
     out = Path(out) if out else ledger.home.root / "models" / f"{job}.model"
-    eng.start(str(ledger.artifacts.root))
+    eng.start(ledger.artifacts.location)
     try:
         spec["engine"] = eng.describe()
         with threadpoolctl.threadpool_limits(limits=1):
