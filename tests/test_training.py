@@ -249,3 +249,33 @@ def test_worker_killed_mid_job_is_retried_on_the_record_and_nothing_double_count
     assert _final_params(home, res.job) == _final_params(home, clean.job)
     assert res.iterations == clean.iterations
     assert verify_home(home).ok
+
+
+def test_dask_with_a_given_scheduler_address(toy, cli):
+    """`--engine dask --scheduler tcp://...`: a cluster started elsewhere."""
+    from distributed import LocalCluster
+
+    home, _ = toy
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        code, out, err = cli(
+            "train",
+            "--data",
+            "toy",
+            "--target",
+            "label",
+            "--algorithm",
+            "logistic",
+            "--engine",
+            "dask",
+            "--scheduler",
+            cluster.scheduler_address,
+            "--home",
+            home,
+            "--json",
+        )
+    assert code == 0, err
+    res = json.loads(out)
+    (start,) = [e for e in job_entries(home, res["job"]) if e.kind == "job.start"]
+    assert start.body["engine"]["scheduler"] == cluster.scheduler_address
+    assert start.body["engine"]["workers"] == 2
+    assert verify_home(home).ok
