@@ -1,4 +1,4 @@
-"""Worker-side hashing: leaf hashes of encoded rows and Merkle roots of runs of them.
+"""Worker-side hashing: leaf hashes of encoded rows, Merkle roots and digests of runs of them.
 
 Kept free of pyarrow so that pool workers start fast. hashlib holds the GIL
 for inputs this small, so the parallelism comes from processes.
@@ -16,6 +16,10 @@ from bubblechain.merkle import root_from_buffer
 
 HASH = 32
 
+ROWS_DIGEST_PREFIX = b"bubblechain-rows/1\x00"
+"""Domain of a partition's rows digest (docs/row-encoding.md): never the start of a leaf
+input (0x00) or of a node (0x01), so a digest is never also a leaf or node hash."""
+
 
 def hash_rows(buf: bytes, offsets: bytes | None, width: int) -> bytes:
     """SHA-256 of each row slice (the rows already start with the 0x00 leaf prefix)."""
@@ -24,6 +28,15 @@ def hash_rows(buf: bytes, offsets: bytes | None, width: int) -> bytes:
         return b"".join([sha(row).digest() for (row,) in struct.iter_unpack(f"{width}s", buf)])
     offs = np.frombuffer(offsets, dtype=np.int64).tolist()
     return b"".join([sha(buf[a:b]).digest() for a, b in itertools.pairwise(offs)])
+
+
+def rows_digest() -> hashlib._Hash:
+    """A running rows digest: feed it the leaf inputs (0x00 ‖ row) of a partition in id order.
+
+    One SHA-256 over the rows costs ~1/5 of hashing them one by one (no Python call
+    per row), which is why training checks a partition with it.
+    """
+    return hashlib.sha256(ROWS_DIGEST_PREFIX)
 
 
 def run_roots(leaves: bytes, counts: list[int]) -> list[bytes]:
@@ -35,9 +48,23 @@ def run_roots(leaves: bytes, counts: list[int]) -> list[bytes]:
     return out
 
 
+def run_digests(buf: bytes, offsets: bytes | None, width: int, counts: list[int]) -> list[bytes]:
+    """Rows digest of each consecutive run of ``counts[i]`` encoded rows of ``buf``."""
+    view = memoryview(buf)
+    offs = None if width else np.frombuffer(offsets, dtype=np.int64)
+    out, pos = [], 0
+    for c in counts:
+        a, b = (pos * width, (pos + c) * width) if width else (int(offs[pos]), int(offs[pos + c]))
+        h = rows_digest()
+        h.update(view[a:b])
+        out.append(h.digest())
+        pos += c
+    return out
+
+
 def hash_task(
     buf: bytes, offsets: bytes | None, width: int, counts: list[int]
-) -> tuple[bytes, list[bytes]]:
-    """Leaf hashes of all rows, and the root of each run of ``counts`` rows among them."""
+) -> tuple[bytes, list[bytes], list[bytes]]:
+    """Leaf hashes of all rows; the root and the rows digest of each run of ``counts`` rows."""
     leaves = hash_rows(buf, offsets, width)
-    return leaves, run_roots(leaves, counts)
+    return leaves, run_roots(leaves, counts), run_digests(buf, offsets, width, counts)

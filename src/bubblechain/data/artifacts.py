@@ -3,10 +3,12 @@
 A commitment cuts the rows, in id order, into partitions of ``2^k`` rows: the
 nodes of the Merkle tree at height k, whose roots combine into the dataset
 root. The *index* (canonical JSON) lists each partition's row count, root,
-first and last id and the address of its *leaves* artifact (binary: the ids and
-the leaf hash of each row). Verification compares partition roots and fetches
-the leaves of a partition only when its root differs; both formats are checked
-against the committed root before use, so a tampered artifact store is
+first and last id, the address of its *leaves* artifact (binary: the ids and
+the leaf hash of each row) and, from format 2 on, its *rows digest*: one
+SHA-256 over the partition's encoded rows, with which training checks a
+partition without hashing every row. Verification compares partition roots and
+fetches the leaves of a partition only when its root differs; both formats are
+checked against the committed root before use, so a tampered artifact store is
 reported, not believed. Formats are specified in docs/row-encoding.md.
 """
 
@@ -25,7 +27,10 @@ from bubblechain.merkle import EMPTY_ROOT, root, root_from_buffer
 
 from .errors import DataError
 
-INDEX_FORMAT = "bubblechain-partitions/1"
+INDEX_FORMAT = "bubblechain-partitions/2"
+INDEX_FORMAT_V1 = "bubblechain-partitions/1"
+"""Format 1 has no rows digests; it is still read (its partitions are checked leaf by leaf)
+and still written when no partition has a digest, so such an index keeps its address."""
 LEAVES_MAGIC = b"BCL1"
 _ID_INT, _ID_STRING = 0, 1
 
@@ -87,22 +92,29 @@ class Partition:
     first: int | str
     last: int | str
     leaves: str
+    rows_digest: bytes | None = None
+    """SHA-256 over the partition's leaf inputs in id order (None: format 1, or a file
+    committed out of id order, where the rows are never together in id order)."""
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "rows": self.rows,
             "root": self.root.hex(),
             "first": self.first,
             "last": self.last,
             "leaves": self.leaves,
         }
+        if self.rows_digest is not None:
+            out["rows_digest"] = self.rows_digest.hex()
+        return out
 
 
 def encode_index(partition_rows: int, rows: int, root_hex: str, parts: list[Partition]) -> bytes:
-    """Index artifact: canonical JSON of the partition table."""
+    """Index artifact: canonical JSON of the partition table (format 2 if it has digests)."""
+    digests = any(p.rows_digest is not None for p in parts)
     return canonical_json(
         {
-            "format": INDEX_FORMAT,
+            "format": INDEX_FORMAT if digests else INDEX_FORMAT_V1,
             "partition_rows": partition_rows,
             "rows": rows,
             "root": root_hex,
@@ -118,16 +130,26 @@ def load_index(commitment: dict, get: Getter) -> list[Partition]:
         doc = json.loads(get(address))
         size = doc["partition_rows"]
         parts = [
-            Partition(p["rows"], bytes.fromhex(p["root"]), p["first"], p["last"], p["leaves"])
+            Partition(
+                p["rows"],
+                bytes.fromhex(p["root"]),
+                p["first"],
+                p["last"],
+                p["leaves"],
+                _digest(p.get("rows_digest")),
+            )
             for p in doc["partitions"]
         ]
     except DataError:
         raise
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DataError(f"partition index {address}: malformed: {exc}") from None
     where = f"partition index {address}"
-    if doc.get("format") != INDEX_FORMAT or size != commitment["partition_rows"]:
+    fmt = doc.get("format")
+    if fmt not in (INDEX_FORMAT, INDEX_FORMAT_V1) or size != commitment["partition_rows"]:
         raise DataError(f"{where}: not a {INDEX_FORMAT} index for this commitment")
+    if fmt == INDEX_FORMAT_V1 and any(p.rows_digest is not None for p in parts):
+        raise DataError(f"{where}: a {INDEX_FORMAT_V1} index has no rows digests")
     if sum(p.rows for p in parts) != commitment["rows"]:
         raise DataError(f"{where}: partition rows do not add up to {commitment['rows']}")
     if any(p.rows != size for p in parts[:-1]) or (parts and not 0 < parts[-1].rows <= size):
@@ -136,6 +158,18 @@ def load_index(commitment: dict, get: Getter) -> list[Partition]:
     if combined.hex() != commitment["root"]:
         raise DataError(f"{where}: partition roots do not combine to the committed root")
     return parts
+
+
+def _digest(value: object) -> bytes | None:
+    """A rows digest from the index: absent, or 32 bytes in hex."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"rows_digest is a {type(value).__name__}, expected hex")
+    raw = bytes.fromhex(value)
+    if len(raw) != 32:
+        raise ValueError(f"rows_digest of {len(raw)} bytes, expected 32")
+    return raw
 
 
 def load_leaves(part: Partition, index: int, get: Getter) -> tuple[list, bytes]:

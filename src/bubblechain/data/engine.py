@@ -13,7 +13,11 @@ null ids, finds duplicates and tells whether the file is already in id order
 
 Runs are consecutive rows with the same key (commit: the fixed-size partition
 of a position; verify: the committed partition whose id range holds the id),
-and each comes back with its leaf hashes and their RFC 9162 root.
+and each comes back with its leaf hashes and their RFC 9162 root, and (in
+order only) the rows digest of its encoded rows: one more SHA-256 pass over the
+bytes already in the hashing worker, which training later checks a partition
+with instead of hashing every row (docs/row-encoding.md). Out of order, a
+run's rows never sit together in id order, so it has no rows digest.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class Run:
     ids: pa.Array
     leaves: bytes
     root: bytes
+    digest: bytes | None = None
+    """Rows digest of the run (None where the rows were not hashed in id order)."""
 
 
 def python_ids(ids: pa.Array) -> list:
@@ -193,11 +199,11 @@ def _runs_in_order(source, encode, key_of, pipe: parallel.Pipeline) -> Iterator[
         if group:
             yield task(group)
 
-    for meta, (leaves, roots) in pipe.results(tasks()):
+    for meta, (leaves, roots, digests) in pipe.results(tasks()):
         pos = 0
-        for (key, ids), root in zip(meta, roots, strict=True):
+        for (key, ids), root, digest in zip(meta, roots, digests, strict=True):
             n = len(ids)
-            yield Run(key, ids, leaves[pos * 32 : (pos + n) * 32], root)
+            yield Run(key, ids, leaves[pos * 32 : (pos + n) * 32], root, digest)
             pos += n
 
 
@@ -217,7 +223,7 @@ def _runs_out_of_order(source, encode, scan, key_of, pipe: parallel.Pipeline) ->
             yield (position, len(enc)), *pipe.hash_rows(enc.buf, enc.offsets, enc.width, [])
             position += len(enc)
 
-    for (start, n), (hashed, _) in pipe.results(hash_tasks()):
+    for (start, n), (hashed, _, _) in pipe.results(hash_tasks()):
         if start + n > rows:
             raise DataError(f"{source.label}: changed while being read (more rows than before)")
         got = np.frombuffer(hashed, np.uint8).reshape(n, 32)

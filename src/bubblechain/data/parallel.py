@@ -73,7 +73,7 @@ def executor(workers: int | None, rows: int) -> tuple[Executor, int]:
 
 def hash_slot(
     slot: int, size: int, offsets: bytes | None, width: int, counts: list[int]
-) -> tuple[bytes, list[bytes]]:
+) -> tuple[bytes, list[bytes], list[bytes]]:
     """Worker side of a ring task: the rows are in ``slot`` of the inherited mapping."""
     start = slot * SLOT_BYTES
     return hash_task(_ring[start : start + size], offsets, width, counts)
@@ -90,7 +90,7 @@ class Pipeline:
     def hash_rows(
         self, buf: np.ndarray, offsets: np.ndarray, width: int, counts: list[int]
     ) -> tuple[Callable, tuple]:
-        """(function, arguments) of a task hashing rows and the roots of runs among them."""
+        """(function, arguments) of a task hashing rows, and the roots and rows digests of runs."""
         offs = None if width else offsets.tobytes()
         size = buf.nbytes
         if self.ring is not None and size <= SLOT_BYTES:

@@ -7,6 +7,13 @@ or row count differs has its committed leaves fetched from the artifact store
 (checked against its committed root) and compared row by row. Past reading the
 file, the work therefore grows with the number of partitions plus the size of
 the partitions that changed, not with the number of rows.
+
+A partition whose rows match its root must also match its committed rows
+digest (format 2 indexes), the one-pass check training relies on: a
+commitment whose digest disagrees with its own root is reported as
+inconsistent (DataError), so the two checks can never silently accept
+different data. The digest is checked wherever the file is read in id order
+(the way commit computes it); a file out of id order is checked on roots only.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from .artifacts import Partition, load_index, load_leaves
 from .conform import conforming_encoder, open_for_schema, schema_diff
 from .encoding import id_kind
 from .engine import Run, leaf_runs, scan_ids
+from .errors import DataError
 from .sources import DEFAULT_BATCH_ROWS
 
 
@@ -104,6 +112,11 @@ class _Diff:
         part = self.parts[run.key]
         if len(run.ids) != part.rows or run.root != part.root:
             self.partition(run.key, run)
+        elif run.digest is not None and part.rows_digest not in (None, run.digest):
+            raise DataError(
+                f"partition {run.key} of the commitment: its rows match its root but not its "
+                f"rows digest: the partition index is inconsistent with the committed root"
+            )
 
     def partition(self, index: int, run: Run | None) -> None:
         """Row-by-row comparison of one partition with its committed leaves."""
