@@ -1,33 +1,45 @@
 """Training partitions: row ranges in id order, read and verified against the commitment.
 
 A training partition is the row range [start, stop) of the dataset in id order.
-The worker reads the committed partitions that cover it (selecting them by their
-committed id ranges, so a tampered file cannot shift rows between partitions),
-recomputes their leaves and roots, and refuses to compute if any root differs,
-naming the changed, missing and added row ids.
+`plan` aligns ranges to the committed partitions, so a worker checks whole
+committed partitions. It reads the rows whose ids lie in the committed id range
+of those partitions (so a tampered file cannot shift rows between partitions),
+puts each in the committed partition whose id span holds it (as `data verify`
+does), and refuses to compute unless every partition's rows are exactly the
+committed ones, naming the changed, missing and added row ids.
+
+The check costs one SHA-256 pass over the partition's encoded rows: the
+partition index (format 2) records each partition's *rows digest*, the SHA-256
+of its leaf inputs in id order, which is as strong as comparing every leaf
+(docs/row-encoding.md, "Rows digest"). Leaves are hashed one by one (~1 µs of
+Python per row, five times the cost of the digest) only where they are needed:
+to name the differing ids of a partition that does not match, and for a format
+1 index, which has no digests.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..data._hashing import hash_rows
-from ..data.artifacts import encode_leaves, load_index
+from ..data._hashing import hash_rows, rows_digest
+from ..data.artifacts import Partition, encode_leaves, load_index
 from ..data.conform import conforming_encoder, open_for_schema
-from ..data.encoding import canonical_ids, id_kind
+from ..data.encoding import EncodedRows, canonical_ids, id_kind
 from ..data.engine import Run
-from ..data.sources import open_source
+from ..data.sources import Source, open_source
 from ..data.verify import _Diff
 from ..merkle import root_from_buffer
 
 _SHOW = 20
+_BATCH_ROWS = 1 << 16
 
 
 class PartitionTampered(ValueError):
@@ -77,84 +89,226 @@ def read_partition(
     features: Sequence[str],
     target: str | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Rows [start, stop) of `source` in id order as (X float64, y), verified first."""
+    """Rows [start, stop) of `source` in id order as (X float64, y), verified first.
+
+    Raises PartitionTampered, naming every differing id of the committed
+    partitions that cover the range, unless their rows are exactly the committed
+    ones; DataError if the commitment's artifacts are inconsistent.
+    """
+    if not 0 <= start <= stop <= commitment["rows"]:
+        raise ValueError(f"rows [{start}, {stop}) are not within the {commitment['rows']} rows")
+    if start == stop:
+        return np.empty((0, len(features))), (np.empty(0) if target else None)
     schema = commitment["schema"]
-    id_col = schema["id_column"]
-    kind = id_kind(schema)
     parts = load_index(commitment, store.get)
     size = commitment["partition_rows"]
-    k0, k1 = start // size, (stop - 1) // size
-    lo, hi = parts[k0].first, parts[k1].last
-    src, _ = open_for_schema(source, schema, 1 << 16)
-    kept = []
-    past = 0
-    for batch in src.batches():
-        ids = canonical_ids(batch.column(id_col), kind, src.label)
-        mask = pc.and_(
-            pc.greater_equal(ids, pa.scalar(lo, ids.type)),
-            pc.less_equal(ids, pa.scalar(hi, ids.type)),
-        )
-        if pc.any(mask).as_py():
-            kept.append(batch.filter(mask))
-        # Reading stops in an id-sorted file (the usual case) after two sorted batches
-        # wholly past the range: the rows trained on are still exactly the committed ones.
-        past = past + 1 if len(ids) and pc.min(ids).as_py() > hi and _sorted(ids) else 0
-        if past >= 2:
-            break
-    table = pa.Table.from_batches(kept, schema=src.schema) if kept else src.schema.empty_table()
-    ids = canonical_ids(table.column(id_col).combine_chunks(), kind, src.label)
-    order = pc.sort_indices(ids)
-    table, ids = table.take(order), ids.take(order)
-    _verify(src.label, table, ids, parts, range(k0, k1 + 1), schema, store)
-    offset = k0 * size
-    rows = table.slice(start - offset, stop - start)
-    X = (
-        np.column_stack(
-            [rows.column(f).to_numpy(zero_copy_only=False).astype(np.float64) for f in features]
-        )
-        if features
-        else np.empty((len(rows), 0))
+    keys = range(start // size, (stop - 1) // size + 1)
+    src, _ = open_for_schema(source, schema, _BATCH_ROWS)
+    span = _Span(parts, keys, schema["id_column"], id_kind(schema))
+    rows = span.read(src, early=True)
+    # A mismatch after stopping early may only mean rows stored further on (a file in
+    # another order, which changes nothing): the whole file is read before refusing.
+    if not _verify(rows, span, schema, store, final=rows.whole):
+        rows = span.read(src, early=False)
+        _verify(rows, span, schema, store, final=True)
+    table = pa.Table.from_batches([b for b, _ in rows.chunks], schema=src.schema)
+    part = table.slice(start - keys[0] * size, stop - start)
+    y = part.column(target).to_numpy(zero_copy_only=False) if target else None
+    return _matrix(part, features), y
+
+
+@dataclass
+class _Rows:
+    """The rows of a span as read: (batch, canonical ids) chunks in id order."""
+
+    label: str
+    chunks: list[tuple[pa.RecordBatch, pa.Array]]
+    whole: bool
+    """False if reading stopped before the end of the file (an id-sorted file past the span)."""
+
+
+class _Span:
+    """The id range of consecutive committed partitions, and how to read and split it."""
+
+    def __init__(self, parts: list[Partition], keys: range, id_column: str, kind: str):
+        self.parts, self.keys = parts, keys
+        self.id_column, self.kind = id_column, kind
+        self.lo, self.hi = parts[keys[0]].first, parts[keys[-1]].last
+        # Partition k holds the ids from its first up to the next partition's first
+        # (verify.id_positions): a row added between two partitions is in the earlier.
+        self.cuts = [parts[k].first for k in keys[1:]]
+
+    def read(self, src: Source, early: bool) -> _Rows:
+        """The rows with ids in [lo, hi], in id order.
+
+        In a file sorted by id (checked batch by batch, as it is read), rows are
+        sliced, not copied, and with ``early`` reading stops at the first id
+        beyond the span: any row of the span stored further on is out of order,
+        and the caller reads again in full if the rows read do not match.
+        Otherwise the rows in range are collected and sorted by id.
+        """
+        kept: list[tuple[pa.RecordBatch, pa.Array]] = []
+        in_order, last, whole = True, None, True
+        for batch in src.batches():
+            ids = canonical_ids(batch.column(self.id_column), self.kind, src.label)
+            if not len(ids):
+                continue
+            if in_order and (ids.null_count or not _nondecreasing(ids, last)):
+                in_order = False
+            if in_order:
+                a, b = _below(ids, self.lo), _below(ids, self.hi, inclusive=True)
+                if b > a:
+                    kept.append((batch.slice(a, b - a), ids.slice(a, b - a)))
+                last = ids[len(ids) - 1].as_py()
+                if early and last >= self.hi:
+                    whole = False
+                    break
+                continue
+            mask = pc.and_(
+                pc.greater_equal(ids, pa.scalar(self.lo, ids.type)),
+                pc.less_equal(ids, pa.scalar(self.hi, ids.type)),
+            )
+            if pc.any(mask).as_py():  # null ids: a null mask, dropped (the row is missing)
+                kept.append((batch.filter(mask), ids.filter(mask)))
+        if not in_order and kept:
+            table = pa.Table.from_batches([b for b, _ in kept], schema=src.schema)
+            ids = pa.concat_arrays([i for _, i in kept])
+            order = pc.sort_indices(ids)
+            table, ids = table.take(order).combine_chunks(), ids.take(order)
+            kept = [(batch, ids.slice(o, len(batch))) for o, batch in _batches(table)]
+        return _Rows(src.label, kept, whole)
+
+    def split(self, ids: pa.Array) -> Iterator[tuple[int, int, int]]:
+        """(partition, start, stop) of each partition's rows among sorted ``ids`` of the span."""
+        bounds = [0, *(_below(ids, c) for c in self.cuts), len(ids)]
+        for k, a, b in zip(self.keys, bounds, bounds[1:], strict=False):
+            if b > a:
+                yield k, a, b
+
+
+def _batches(table: pa.Table) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(offset, batch) of a single-chunk table cut into batches of _BATCH_ROWS rows."""
+    for o in range(0, table.num_rows, _BATCH_ROWS):
+        (batch,) = table.slice(o, _BATCH_ROWS).to_batches()
+        yield o, batch
+
+
+def _nondecreasing(ids: pa.Array, last: object) -> bool:
+    """Whether ``ids`` (no nulls) are in order and none comes before ``last``."""
+    if last is not None and ids[0].as_py() < last:
+        return False
+    if pa.types.is_integer(ids.type):
+        v = ids.to_numpy()
+        return bool((v[1:] >= v[:-1]).all())
+    return (
+        len(ids) < 2 or pc.all(pc.greater_equal(ids.slice(1), ids.slice(0, len(ids) - 1))).as_py()
     )
-    y = rows.column(target).to_numpy(zero_copy_only=False) if target else None
-    return X, y
 
 
-def _sorted(ids: pa.Array) -> bool:
-    return len(ids) < 2 or pc.all(pc.greater_equal(ids[1:], ids[:-1])).as_py()
+def _below(ids: pa.Array, value: object, inclusive: bool = False) -> int:
+    """How many of the sorted ``ids`` are < ``value`` (<= with ``inclusive``)."""
+    if pa.types.is_integer(ids.type):
+        return int(np.searchsorted(ids.to_numpy(), value, "right" if inclusive else "left"))
+    test = pc.less_equal if inclusive else pc.less
+    return int(pc.sum(test(ids, pa.scalar(value, ids.type))).as_py() or 0)
 
 
-def _verify(label, table: pa.Table, ids: pa.Array, parts, keys, schema, store) -> None:
-    """Recompute each committed partition's leaves and check them against the commitment.
+def _verify(rows: _Rows, span: _Span, schema: dict, store: Any, final: bool) -> bool:
+    """Check the rows of each partition of the span against the commitment.
 
-    The committed leaves artifact of a partition is content-addressed, and its address
-    is in the index the ledger's data.commit names: one SHA-256 over the recomputed
-    ids and leaves settles the whole partition. Only a partition that differs is
-    compared row by row (with its committed root) to name the differing ids.
+    One pass encodes the rows and feeds each partition's rows digest. A format 1
+    partition (no digest) is checked as before format 2: its leaves hashed, and
+    one SHA-256 over its ids and leaves compared with its committed leaves
+    artifact's address. Returns False on a mismatch if not ``final``; when final,
+    names the differing ids of each partition that does not match (leaves and
+    committed root, through `_Diff`) and raises PartitionTampered.
     """
-    encode = conforming_encoder(schema, label)
-    batch = table.combine_chunks().to_batches()
-    enc = encode(batch[0]) if batch else None
-    leaves = hash_rows(enc.buf.tobytes(), enc.offsets.tobytes(), enc.width) if enc else b""
-    diff = _Diff(parts, store)
-    for k in keys:
-        p = parts[k]
-        in_part = pc.and_(
-            pc.greater_equal(ids, pa.scalar(p.first, ids.type)),
-            pc.less_equal(ids, pa.scalar(p.last, ids.type)),
-        )
-        idx = np.flatnonzero(in_part.to_numpy(zero_copy_only=False))
-        if len(idx) and idx[-1] - idx[0] + 1 == len(idx):
-            run_leaves = leaves[idx[0] * 32 : (idx[-1] + 1) * 32]
-        else:
-            run_leaves = b"".join(leaves[i * 32 : (i + 1) * 32] for i in idx)
-        run_ids = ids.take(pa.array(idx, pa.int64()))
-        if hashlib.sha256(encode_leaves(run_ids, run_leaves)).hexdigest() == p.leaves:
+    encode = conforming_encoder(schema, rows.label)
+    digests = {k: rows_digest() for k in span.keys}
+    counts = dict.fromkeys(span.keys, 0)
+    legacy: dict[int, list[EncodedRows]] = {
+        k: [] for k in span.keys if span.parts[k].rows_digest is None
+    }
+    for batch, ids in rows.chunks:
+        enc = encode(batch)
+        for k, a, b in span.split(ids):
+            digests[k].update(enc.buf[enc.offsets[a] : enc.offsets[b]])
+            counts[k] += b - a
+            if k in legacy:
+                legacy[k].append(enc.slice(a, b))
+    bad: list[int] = []
+    for k in span.keys:
+        p = span.parts[k]
+        if k in legacy:
+            if not _leaves_match(p, legacy[k]):
+                bad.append(k)
+        elif counts[k] != p.rows or digests[k].digest() != p.rows_digest:
+            bad.append(k)
+    if not bad:
+        return True
+    if not final:
+        return False
+    diff = _Diff(span.parts, store)
+    ids_all = pa.concat_arrays([i for _, i in rows.chunks]) if rows.chunks else None
+    starts = dict(zip(span.keys, itertools.accumulate([0, *counts.values()]), strict=False))
+    for k in bad:
+        if not counts[k]:
+            diff.partition(k, None)
             continue
-        diff.check(Run(k, run_ids, run_leaves, root_from_buffer(run_leaves)))
+        a, n = starts[k], counts[k]
+        run_ids = ids_all.slice(a, n)
+        leaves = _leaves(_slice_rows(rows, a, n), encode)
+        digest = digests[k].digest() if k not in legacy else None
+        diff.check(Run(k, run_ids, leaves, root_from_buffer(leaves), digest))
     if diff.changed or diff.missing or diff.added:
         raise PartitionTampered(
-            label, sorted(diff.changed), sorted(diff.missing), sorted(diff.added)
+            rows.label, sorted(diff.changed), sorted(diff.missing), sorted(diff.added)
         )
+    return True  # a format 1 partition whose leaves artifact differs but whose root matches
+
+
+def _leaves_match(p: Partition, encoded: list[EncodedRows]) -> bool:
+    """Format 1 check: SHA-256 of the ids and leaves is the committed leaves artifact's address."""
+    if not encoded:
+        return False
+    enc = EncodedRows.concat(encoded)
+    leaves = hash_rows(enc.buf.tobytes(), enc.offsets.tobytes(), enc.width)
+    return hashlib.sha256(encode_leaves(enc.ids, leaves)).hexdigest() == p.leaves
+
+
+def _slice_rows(rows: _Rows, start: int, n: int) -> Iterator[pa.RecordBatch]:
+    """Rows [start, start + n) of the chunks, as batches."""
+    pos = 0
+    for batch, _ in rows.chunks:
+        a, b = max(start - pos, 0), min(start + n - pos, len(batch))
+        if b > a:
+            yield batch.slice(a, b - a)
+        pos += len(batch)
+
+
+def _leaves(batches: Iterator[pa.RecordBatch], encode: Any) -> bytes:
+    """Leaf hashes of the rows of ``batches``, in order."""
+    out = []
+    for batch in batches:
+        enc = encode(batch)
+        out.append(hash_rows(enc.buf.tobytes(), enc.offsets.tobytes(), enc.width))
+    return b"".join(out)
+
+
+def _matrix(table: pa.Table, features: Sequence[str]) -> np.ndarray:
+    """The feature columns as one C-ordered float64 array, filled chunk by chunk.
+
+    One copy per value (column_stack of converted columns makes two); the values,
+    and so the bits of every result computed from them, are the same.
+    """
+    X = np.empty((table.num_rows, len(features)))
+    for j, name in enumerate(features):
+        pos = 0
+        for chunk in table.column(name).chunks:
+            n = len(chunk)
+            X[pos : pos + n, j] = chunk.to_numpy(zero_copy_only=False).astype(np.float64)
+            pos += n
+    return X
 
 
 def read_rows(
@@ -162,10 +316,11 @@ def read_rows(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Rows [start, stop) in file order, unverified: the untracked baseline's reader.
 
-    Reads batch by batch and stops after the range, as `read_partition` does.
+    Reads batch by batch and stops after the range, as `read_partition` does, and
+    builds X the same way, so the two differ only by what verification costs.
     """
     cols = [*features, *([target] if target else [])]
-    src = open_source(source, batch_rows=1 << 16)
+    src = open_source(source, batch_rows=_BATCH_ROWS)
     kept, pos = [], 0
     for batch in src.batches(cols):
         n = batch.num_rows
@@ -175,5 +330,4 @@ def read_rows(
         if pos >= stop:
             break
     t = pa.Table.from_batches(kept)
-    X = np.column_stack([t.column(f).to_numpy().astype(np.float64) for f in features])
-    return X, (t.column(target).to_numpy() if target else None)
+    return _matrix(t, features), (t.column(target).to_numpy() if target else None)
