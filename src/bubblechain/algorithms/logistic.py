@@ -13,9 +13,30 @@ Every map-reduce round evaluates loss and gradient at ``params["x"]``; the
 L-BFGS two-loop recursion and an Armijo backtracking line search run in
 ``update`` as an ask/tell state machine, so the whole optimiser state — the
 current iterate, trial step, curvature pairs — is in ``params`` and an
-auditor's replay of ``update`` gives the same bits. Phases:
+auditor's replay of ``update`` gives the same bits.
 
-0. labels: map returns the partition's distinct labels, reduce their union;
+Raw features differ in scale by orders of magnitude (months, currency, 0/1
+flags) and sit far from the origin, which makes the objective badly
+conditioned: plain L-BFGS then needs hundreds of rounds, each a full pass over
+the data. So the optimiser works in preconditioned coordinates ``u``, an exact
+change of variables, not a change of objective::
+
+    coef = u_coef / scale[:d],    intercept = u_intercept / scale[d] - coef · shift
+
+``shift`` is the features' mean; ``scale`` is the square root of the diagonal
+of the objective's Hessian at the start point (all-zero coefficients, where
+every class has probability 1/K) in centred coordinates: ``c·var_j + λ`` for a
+feature, ``c`` for an intercept, with ``c = (1 - 1/K)/K`` and ``λ = 1/(C n)``.
+So in ``u`` that Hessian has unit diagonal whatever the features' units, and a
+tiny-variance feature is scaled by its penalty rather than blown up. The labels
+round gathers the moments at no extra pass. Maps always evaluate the original
+objective at the original point ``x``; the update pulls the gradient back
+(``g_u = Mᵀ g``), steps in ``u`` and maps the new point forward. Convergence is
+still judged on the original gradient, so ``tol`` keeps scikit-learn's meaning.
+Phases:
+
+0. labels: map returns the partition's distinct labels and feature moments,
+   reduce their union and the compensated merge of the moments;
 1. optimise: map returns the summed loss and gradient at ``x``;
 2. done: ``x`` is the final point.
 """
@@ -63,11 +84,16 @@ class Logistic:
             "n_features": np.int64(n_features),
             "classes": empty,
             "n_samples": np.int64(0),
-            "x": empty,  # the point the next map evaluates
-            "x_k": empty,  # current iterate, its objective and gradient
+            "shift": np.zeros(n_features),  # feature means (found in the labels round)
+            "scale": np.ones(n_features + 1),  # per coefficient, then the intercept
+            "x": empty,  # the point the next map evaluates (original coordinates)
+            "u": empty,  # the same point in preconditioned coordinates
+            "x_k": empty,  # current iterate, its objective and (original) gradient
+            "u_k": empty,
             "f_k": np.float64(0.0),
             "g_k": empty,
-            "direction": empty,
+            "gu_k": empty,  # the gradient in preconditioned coordinates
+            "direction": empty,  # in preconditioned coordinates
             "gd": np.float64(0.0),  # g_k · direction
             "alpha": np.float64(0.0),  # trial step along direction
             "ls_count": np.int64(0),
@@ -82,12 +108,13 @@ class Logistic:
 
     def map(self, params: Params, X: np.ndarray, y: np.ndarray | None, ctx: MapContext) -> Partial:
         phase = int(params["phase"])
-        if phase == LABELS:
-            return _sums.map_labels(y, self.name)
-        if phase != OPTIMISE:
-            raise ValueError("logistic: the model is already fitted; nothing to map")
         d = int(params["n_features"])
         X = _sums.as_features(X, d)
+        if phase == LABELS:
+            _, mean, m2 = _sums.moments(X)
+            return {**_sums.map_labels(y, self.name), "x_mean": mean, "x_m2": m2}
+        if phase != OPTIMISE:
+            raise ValueError("logistic: the model is already fitted; nothing to map")
         classes = params["classes"]
         idx = _sums.encode_labels(_sums.require_y(y, self.name), classes)
         W = params["x"].reshape(-1, d + 1)
@@ -112,7 +139,12 @@ class Logistic:
 
     def reduce(self, partials: Sequence[Partial]) -> Partial:
         if "labels" in partials[0]:
-            return _sums.reduce_labels(partials)
+            _, mean, m2 = _sums.merge_moments(
+                [p["n"] for p in partials],
+                [p["x_mean"] for p in partials],
+                [p["x_m2"] for p in partials],
+            )
+            return {**_sums.reduce_labels(partials), "x_mean": mean, "x_m2": m2}
         return {
             "loss": _sums.compensated_sum([p["loss"] for p in partials]),
             "grad": _sums.compensated_sum([p["grad"] for p in partials]),
@@ -149,12 +181,27 @@ class Logistic:
             )
         k = 1 if len(classes) == 2 else len(classes)
         nvar = k * (int(p["n_features"]) + 1)
+        n = int(reduced["n"])
+        d = int(p["n_features"])
+        # Any shift and positive scale give the same minimiser; these only set the
+        # conditioning. Without moments (a hand-built reduce) features are taken as
+        # standardised; non-finite moments fall back to that too.
+        shift = np.asarray(reduced.get("x_mean", np.zeros(d)), dtype=np.float64)
+        var = np.asarray(reduced.get("x_m2", np.full(d, n)), dtype=np.float64) / max(n, 1)
+        shift = np.where(np.isfinite(shift), shift, 0.0)
+        var = np.where(np.isfinite(var), var, 1.0)
+        c = (1.0 - 1.0 / len(classes)) / len(classes)
+        lam = 1.0 / (float(p["C"]) * max(n, 1))
+        scale = np.sqrt(np.append(c * var + lam, c))
         p.update(
             phase=np.int64(OPTIMISE),
             status=np.array("optimising", dtype=STATUS),
             classes=classes,
-            n_samples=np.int64(reduced["n"]),
+            n_samples=np.int64(n),
+            shift=shift,
+            scale=scale,
             x=np.zeros(nvar),
+            u=np.zeros(nvar),
             S=np.zeros((MEMORY, nvar)),
             Y=np.zeros((MEMORY, nvar)),
         )
@@ -176,17 +223,45 @@ class Logistic:
             G[:, d] -= math.fsum(G[:, d].tolist()) / G.shape[0]
         return f, G.ravel()
 
+    # --- the change of variables ------------------------------------------------
+
+    @staticmethod
+    def _to_x(p: Params, u: np.ndarray) -> np.ndarray:
+        """Original coordinates of the preconditioned point ``u`` (BLAS-free, replayable)."""
+        d = int(p["n_features"])
+        U = u.reshape(-1, d + 1)
+        W = np.empty_like(U)
+        scale = p["scale"]
+        W[:, :d] = U[:, :d] / scale[:d]
+        for r in range(W.shape[0]):
+            W[r, d] = U[r, d] / scale[d] - _sums.fdot(W[r, :d], p["shift"])
+        return W.ravel()
+
+    @staticmethod
+    def _to_u_grad(p: Params, g: np.ndarray) -> np.ndarray:
+        """The gradient in preconditioned coordinates: Mᵀ g for x = M u (elementwise)."""
+        d = int(p["n_features"])
+        G = g.reshape(-1, d + 1)
+        Gu = np.empty_like(G)
+        scale = p["scale"]
+        Gu[:, :d] = (G[:, :d] - G[:, d : d + 1] * p["shift"]) / scale[:d]
+        Gu[:, d] = G[:, d] / scale[d]
+        return Gu.ravel()
+
+    # --- L-BFGS in preconditioned coordinates -----------------------------------
+
     def _accept(self, p: Params, f: float, g: np.ndarray, first: bool) -> Update:
-        x = p["x"]
+        x, u = p["x"], p["u"]
+        gu = self._to_u_grad(p, g)
         if not first:
-            s = x - p["x_k"]
-            yv = g - p["g_k"]
+            s = u - p["u_k"]
+            yv = gu - p["gu_k"]
             sy = _sums.fdot(s, yv)
             if sy > np.finfo(float).eps * _sums.fdot(yv, yv):
                 self._remember(p, s, yv)
             p["iteration"] = p["iteration"] + 1
         f_prev = float(p["f_k"])
-        p.update(x_k=x.copy(), f_k=np.float64(f), g_k=g)
+        p.update(x_k=x.copy(), u_k=u.copy(), f_k=np.float64(f), g_k=g, gu_k=gu)
         gmax = float(np.max(np.abs(g)))
         if gmax <= float(p["tol"]):
             return self._finish(p, "converged: gradient ≤ tol")
@@ -203,14 +278,14 @@ class Logistic:
         denom = 2.0 * (f - f_k - gd * alpha)
         trial = -gd * alpha * alpha / denom if math.isfinite(f) and denom > 0 else 0.5 * alpha
         alpha = min(max(trial, 0.1 * alpha), 0.5 * alpha)
-        x_new = p["x_k"] + alpha * p["direction"]
-        if int(p["ls_count"]) > MAX_LS or np.array_equal(x_new, p["x_k"]):
+        u_new = p["u_k"] + alpha * p["direction"]
+        if int(p["ls_count"]) > MAX_LS or np.array_equal(u_new, p["u_k"]):
             if int(p["mem"]) == 0:
                 return self._finish(p, "stopped: line search failed")
             p["mem"] = np.int64(0)  # curvature pairs misled us: restart from steepest descent
             self._new_direction(p)
             return Update(p, self._metrics(p))
-        p.update(alpha=np.float64(alpha), x=x_new)
+        p.update(alpha=np.float64(alpha), u=u_new, x=self._to_x(p, u_new))
         return Update(p, self._metrics(p))
 
     def _remember(self, p: Params, s: np.ndarray, yv: np.ndarray) -> None:
@@ -224,8 +299,8 @@ class Logistic:
             p["mem"] = np.int64(m + 1)
 
     def _new_direction(self, p: Params) -> None:
-        """Two-loop recursion → direction; first step 1/||g|| when there is no memory."""
-        g = p["g_k"]
+        """Two-loop recursion in ``u`` → direction; first step 1/||g_u|| with no memory."""
+        g = p["gu_k"]
         m = int(p["mem"])
         S, Y = p["S"], p["Y"]
         q = g.copy()
@@ -246,16 +321,23 @@ class Logistic:
             direction, gd = -g, -_sums.fdot(g, g)
             m = 0
         alpha = 1.0 if m else 1.0 / math.sqrt(_sums.fdot(g, g))
+        u = p["u_k"] + alpha * direction
         p.update(
             direction=direction,
             gd=np.float64(gd),
             alpha=np.float64(alpha),
             ls_count=np.int64(0),
-            x=p["x_k"] + alpha * direction,
+            u=u,
+            x=self._to_x(p, u),
         )
 
     def _finish(self, p: Params, status: str) -> Update:
-        p.update(phase=np.int64(DONE), status=np.array(status, dtype=STATUS), x=p["x_k"].copy())
+        p.update(
+            phase=np.int64(DONE),
+            status=np.array(status, dtype=STATUS),
+            x=p["x_k"].copy(),
+            u=p["u_k"].copy(),
+        )
         return Update(p, self._metrics(p), done=True)
 
     @staticmethod
