@@ -23,6 +23,8 @@ class KindRule:
     closes_job: bool = False
     coordinator_only: bool = False  # sent by the job's coordinator, from its bubble
     on_coordinator_state: bool = False  # last_state must be the coordinator's current state
+    moves_state: bool = False  # may change a job coordinator's state (all other kinds may not)
+    roles: frozenset[str] | None = None  # registered roles allowed to send it (None: any)
     check_body: Callable[[dict[str, Any]], None] | None = None
 
 
@@ -58,27 +60,76 @@ def _fields(*names: str) -> Callable[[dict[str, Any]], None]:
     return check
 
 
+def _ints(*names: str) -> Callable[[dict[str, Any]], None]:
+    def check(body: dict[str, Any]) -> None:
+        for n in names:
+            if type(body.get(n)) is not int or body[n] < 0:
+                raise Rejected(f"body field {n!r} must be a non-negative integer")
+
+    return check
+
+
+def _check_job_start(body: dict[str, Any]) -> None:
+    _fields("algorithm", "hyper", "dataset", "partitions", "plan", "features", "seed")(body)
+    ds = body["dataset"]
+    if not isinstance(ds, dict) or not isinstance(ds.get("commit"), str):
+        raise Rejected("job.start dataset must name its data.commit message")
+    plan = body["plan"]
+    if not isinstance(plan, list) or not all(
+        isinstance(r, list) and len(r) == 2 and all(type(x) is int for x in r) for r in plan
+    ):
+        raise Rejected("job.start plan must be a list of [start, stop] row ranges")
+    if type(body["partitions"]) is not int or body["partitions"] != len(plan):
+        raise Rejected("job.start partitions must equal the number of planned ranges")
+    if not isinstance(body["features"], list) or not all(
+        isinstance(x, str) for x in body["features"]
+    ):
+        raise Rejected("job.start features must be a list of column names")
+
+
+def _check_update(body: dict[str, Any]) -> None:
+    _ints("iteration")(body)
+    results = body.get("results")
+    if not isinstance(results, list) or not all(
+        isinstance(r, dict)
+        and isinstance(r.get("message"), str)
+        and isinstance(r.get("partial"), str)
+        and type(r.get("partition")) is int
+        for r in results
+    ):
+        raise Rejected("state.update results must list {partition, message, partial}")
+
+
 KINDS: dict[str, KindRule] = {
     "genesis": KindRule(admin_only=True),
     "node.register": KindRule(admin_only=True, check_body=_check_register),
     "note": KindRule(check_body=_check_note),
     # Data: a dataset's Merkle commitment.
-    "data.commit": KindRule(check_body=_fields("name", "root", "rows", "schema_hash")),
+    "data.commit": KindRule(
+        roles=frozenset({"admin", "data-owner"}),
+        check_body=_fields("name", "root", "rows", "schema_hash"),
+    ),
     # MapReduce training (DESIGN.md "MapReduce training"), in the order they appear.
     "job.start": KindRule(
-        opens_job=True, check_body=_fields("algorithm", "hyper", "dataset", "partitions")
+        opens_job=True,
+        moves_state=True,
+        roles=frozenset({"coordinator"}),
+        check_body=_check_job_start,
     ),
     "task.result": KindRule(
         needs_job=True,
         on_coordinator_state=True,
-        check_body=_fields("iteration", "partition", "attempt"),
+        roles=frozenset({"worker"}),
+        check_body=_ints("iteration", "partition", "attempt"),
     ),
-    "task.refused": KindRule(needs_job=True, check_body=_fields("partition", "attempt")),
+    "task.refused": KindRule(
+        needs_job=True, roles=frozenset({"worker"}), check_body=_ints("partition", "attempt")
+    ),
     "task.retry": KindRule(
         needs_job=True, coordinator_only=True, check_body=_fields("partition", "attempt")
     ),
     "state.update": KindRule(
-        needs_job=True, coordinator_only=True, check_body=_fields("iteration", "results")
+        needs_job=True, coordinator_only=True, moves_state=True, check_body=_check_update
     ),
     "model.final": KindRule(
         needs_job=True, coordinator_only=True, check_body=_fields("model_hash")

@@ -8,6 +8,7 @@ A message is RFC 8785 JSON (the payload) plus the sender's Ed25519 signature ove
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -132,7 +133,8 @@ class Message:
         except ValueError as e:
             raise Rejected(f"message body cannot be encoded: {e}") from None
         sig = identity.sign(MESSAGE_DOMAIN + payload)
-        return cls(payload, sig, fields, hashlib.sha256(payload).digest())
+        # Keep the fields as every peer will decode them (lists, not tuples, and so on).
+        return cls(payload, sig, json.loads(payload), hashlib.sha256(payload).digest())
 
     @classmethod
     def from_parts(cls, payload: bytes, signature: bytes) -> Message:

@@ -33,7 +33,7 @@ class Delta:
 
     nodes: dict[str, tuple[bytes, str, int]] = field(default_factory=dict)
     seqs: dict[str, int] = field(default_factory=dict)
-    bubbles: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+    bubbles: dict[str, tuple[str | None, str, int]] = field(default_factory=dict)
     jobs: dict[str, tuple[JobInfo, int]] = field(default_factory=dict)
     artifacts: dict[bytes, int] = field(default_factory=dict)
 
@@ -56,6 +56,7 @@ class LedgerState:
         self.nodes: dict[str, tuple[bytes, str]] = {}
         self.seqs: dict[str, int] = {}
         self.bubbles: dict[str, str | None] = {}
+        self.owners: dict[str, str] = {}  # bubble -> the node that sends from it
         self.jobs: dict[str, JobInfo] = {}
         self.recent: dict[bytes, int] = {}  # id or artifact hash -> log index
         self._known_in_store = known_in_store
@@ -95,12 +96,17 @@ class LedgerState:
             )
         if rule.admin_only and sender != self.genesis.admin.name:
             raise Rejected(f"{kind} must be signed by the admin, not {sender!r}")
+        if rule.roles is not None and node[1] not in rule.roles:
+            raise Rejected(
+                f"{kind} needs a node with role {' or '.join(sorted(rule.roles))}; "
+                f"{sender!r} is registered as {node[1]!r}"
+            )
         job = f["job"]
         bubble = f["bubble"]
         if rule.opens_job:
             if job is None or job in self.jobs:
                 raise Rejected(f"{kind} must open a new job; job {job!r} already exists")
-        elif rule.needs_job or job is not None:
+        elif rule.needs_job or rule.closes_job or job is not None:
             info = self.jobs.get(job)
             if info is None or not info.open:
                 raise Rejected(f"{kind} names job {job!r}, which is not open")
@@ -119,10 +125,23 @@ class LedgerState:
         if bubble is not None:
             if f["state"] is None:
                 raise Rejected(f"message from bubble {bubble!r} has no state hash")
+            owner = self.owners.get(bubble)
+            if owner is not None and owner != sender:
+                raise Rejected(f"bubble {bubble!r} belongs to {owner!r}, not {sender!r}")
             if bubble in self.bubbles and f["last"] != self.bubbles[bubble]:
                 raise Rejected(
                     f"state discontinuity in bubble {bubble!r}: last_state {f['last']} "
                     f"is not its recorded state {self.bubbles[bubble]}"
+                )
+            if (
+                bubble in self.bubbles
+                and not rule.moves_state
+                and f["state"] != self.bubbles[bubble]
+                and any(j.bubble == bubble for j in self.jobs.values())
+            ):
+                raise Rejected(
+                    f"{kind} may not change the state of coordinator bubble {bubble!r}; "
+                    "only state.update does"
                 )
         for h in f["inputs"]:
             if not self.known(bytes.fromhex(h)):
@@ -154,7 +173,8 @@ class LedgerState:
                 d.artifacts[hb] = index
         if f["bubble"] is not None:
             self.bubbles[f["bubble"]] = f["state"]
-            d.bubbles[f["bubble"]] = (f["state"], index)
+            self.owners.setdefault(f["bubble"], sender)
+            d.bubbles[f["bubble"]] = (f["state"], self.owners[f["bubble"]], index)
         rule = KINDS.get(f["kind"])
         if rule is not None and f["job"] is not None and (rule.opens_job or rule.closes_job):
             job = f["job"]

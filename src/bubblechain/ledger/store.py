@@ -46,7 +46,7 @@ CREATE TABLE cosignatures(
 );
 CREATE TABLE nodes(name TEXT PRIMARY KEY, key BLOB NOT NULL, role TEXT NOT NULL, idx INTEGER);
 CREATE TABLE senders(name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE bubbles(id TEXT PRIMARY KEY, state TEXT, idx INTEGER NOT NULL);
+CREATE TABLE bubbles(id TEXT PRIMARY KEY, state TEXT, owner TEXT NOT NULL, idx INTEGER NOT NULL);
 CREATE TABLE jobs(
     id TEXT PRIMARY KEY,
     open INTEGER NOT NULL,
@@ -281,7 +281,9 @@ class Store:
         for name, key, role in c.execute("SELECT name, key, role FROM nodes"):
             st.nodes[name] = (bytes(key), role)
         st.seqs = dict(c.execute("SELECT name, seq FROM senders").fetchall())
-        st.bubbles = dict(c.execute("SELECT id, state FROM bubbles").fetchall())
+        st.bubbles, st.owners = {}, {}
+        for b, state, owner in c.execute("SELECT id, state, owner FROM bubbles"):
+            st.bubbles[b], st.owners[b] = state, owner
         st.jobs = {
             j: JobInfo(bool(o), s, b)
             for j, o, s, b in c.execute("SELECT id, open, sender, bubble FROM jobs")
@@ -355,8 +357,8 @@ def _write_delta(c: sqlite3.Connection, d: Delta) -> None:
         c.executemany("INSERT OR REPLACE INTO senders(name, seq) VALUES(?,?)", d.seqs.items())
     if d.bubbles:
         c.executemany(
-            "INSERT OR REPLACE INTO bubbles(id, state, idx) VALUES(?,?,?)",
-            [(b, s, i) for b, (s, i) in d.bubbles.items()],
+            "INSERT OR REPLACE INTO bubbles(id, state, owner, idx) VALUES(?,?,?,?)",
+            [(b, s, o, i) for b, (s, o, i) in d.bubbles.items()],
         )
     if d.jobs:
         c.executemany(

@@ -309,8 +309,16 @@ def _check_derived(store: Store, state: LedgerState, find) -> None:
                 f"sender {name}",
                 f"stored sequence {seqs.get(name)} but the messages give {state.seqs.get(name)}",
             )
-    bubbles = dict(c.execute("SELECT id, state FROM bubbles").fetchall())
+    bubbles, owners = {}, {}
+    for b, st, owner in c.execute("SELECT id, state, owner FROM bubbles"):
+        bubbles[b], owners[b] = st, owner
     for b in sorted(set(bubbles) | set(state.bubbles)):
+        if owners.get(b) != state.owners.get(b):
+            find(
+                "state",
+                f"bubble {b}",
+                f"stored owner {owners.get(b)} but its messages come from {state.owners.get(b)}",
+            )
         if bubbles.get(b) != state.bubbles.get(b):
             find(
                 "state",

@@ -222,8 +222,15 @@ class Coordinator:
         )
 
     def _fail(self, reason: str, details: dict | None = None) -> None:
-        self.bubble_send("job.end", {"status": "failed", "reason": reason, **(details or {})})
-        self.ledger.flush()
+        """Record the failure with job.end when the job is open, then raise."""
+        if self.bubble.state is not None:  # job.start was accepted: the job is open
+            try:
+                self.bubble_send(
+                    "job.end", {"status": "failed", "reason": reason, **(details or {})}
+                )
+                self.ledger.flush()
+            except Rejected as e:
+                reason += f" (job.end could not be recorded: {e})"
         raise TrainingFailed(reason)
 
     def bubble_send(self, kind: str, body: dict, **kw: Any) -> Message:
