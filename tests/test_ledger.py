@@ -142,9 +142,12 @@ def test_inclusion_and_consistency_proofs_verify_against_checkpoints(led):
         entry = led.entry(a.id).message.entry
         assert p["leaf_hash"] == merkle.leaf_hash(entry).hex()
         merkle.verify_inclusion(
-            merkle.leaf_hash(entry), a.index, p["size"], [bytes.fromhex(h) for h in p["proof"]],
+            merkle.leaf_hash(entry),
+            a.index,
+            p["size"],
+            [bytes.fromhex(h) for h in p["proof"]],
             cp1.root,
-        )  # fmt: skip
+        )
     for i in range(30):
         led.append("note", {"text": f"more {i}"})
     led.flush()
@@ -175,8 +178,9 @@ def test_witness_refuses_to_cosign_a_rival_block_and_keeps_evidence(led):
     header = make_header(head.height, prev, block.first, 1, tree.root(), 0)
     hh = header_hash(header)
     body = checkpoint_for(led.genesis.origin, tree.size, tree.root(), head.height, hh).body()
-    rival = type(block)(head.height, header, hh, SignedNote(body, (sign_note(body, seq_key),)),
-                        (rival_msg,))  # fmt: skip
+    rival = type(block)(
+        head.height, header, hh, SignedNote(body, (sign_note(body, seq_key),)), (rival_msg,)
+    )
     w1 = led.sequencer.links[0].witness
     with pytest.raises(WitnessRefusal, match="equivocation: block"):
         w1.add_block(rival)
@@ -202,8 +206,11 @@ def test_quorum_unreachable_then_recovered(home):
         with pytest.raises(NotFinal, match="timed out waiting for block 1 to be final"):
             led.flush(timeout=1.5)
         errors = {w["name"]: w.get("error") for w in led.status()["witnesses"]}
-        assert errors == {"w1": None, "w2": "ConnectionError: w2 unreachable",
-                          "w3": "ConnectionError: w3 unreachable"}  # fmt: skip
+        assert errors == {
+            "w1": None,
+            "w2": "ConnectionError: w2 unreachable",
+            "w3": "ConnectionError: w3 unreachable",
+        }
         down.discard("w2")  # one witness comes back: quorum 2 of 3 is reached
         led.flush(timeout=30)
         assert led.status()["final_height"] == 1
@@ -260,3 +267,53 @@ def test_verify_api_returns_findings(led):
     (f,) = led.verify()
     assert (f.kind, f.where) == ("cosignature", "block 1")
     assert f.detail.startswith("cosignature by w2 is malformed")
+
+
+def test_a_bubble_belongs_to_its_first_sender(led):
+    a, b = worker(led, "worker-a"), worker(led, "worker-b")
+    s1, s2 = "11" * 32, "22" * 32
+    led.submit(Message.create(a, "note", {"text": "x"}, seq=1, bubble="job/c", state=s1))
+    with pytest.raises(Rejected, match="bubble 'job/c' belongs to 'worker-a', not 'worker-b'"):
+        led.submit(
+            Message.create(b, "note", {"text": "y"}, seq=1, bubble="job/c", last=s1, state=s2)
+        )
+
+
+def test_roles_are_enforced_per_kind(led):
+    w = worker(led)
+    body = {"name": "toy", "root": "00" * 32, "rows": 0, "schema_hash": "00" * 32}
+    with pytest.raises(Rejected, match=r"data\.commit needs a node with role admin or data-owner"):
+        led.submit(Message.create(w, "data.commit", body, seq=1))
+    led.append("data.commit", body)  # the admin may
+
+
+def test_only_state_update_moves_a_coordinator_bubble(led):
+    coord = Identity.generate("coordinator")
+    led.register_node(coord.name, coord.public_key, "coordinator")
+    d = led.append("note", {"text": "data"})
+    start = {
+        "algorithm": "logistic",
+        "hyper": {},
+        "dataset": {"commit": d.id},
+        "partitions": 1,
+        "plan": [[0, 10]],
+        "features": ["x"],
+        "seed": 0,
+    }
+    p0, p1 = "aa" * 32, "bb" * 32
+    led.submit(
+        Message.create(
+            coord, "job.start", start, seq=1, job="J", bubble="J/c", state=p0, outputs=[p0]
+        )
+    )
+    with pytest.raises(Rejected, match="note may not change the state of coordinator bubble"):
+        led.submit(
+            Message.create(
+                coord, "note", {"text": "swap"}, seq=2, job="J", bubble="J/c", last=p0, state=p1
+            )
+        )
+
+
+def test_job_end_must_name_an_open_job(led):
+    with pytest.raises(Rejected, match=r"job\.end names job None, which is not open"):
+        led.append("job.end", {"status": "failed"})
