@@ -186,5 +186,7 @@ def test_init_refuses_existing_home(home):
 def test_bad_quorum(tmp_path):
     r = run_cli_process("init", "--home", tmp_path / "h", "--witnesses", "2", "--quorum", "3")
     assert r.returncode == 2
-    assert r.stderr.strip() == "error: --quorum must be between 1 and 2, got 3"
+    assert (
+        r.stderr.strip() == "error: --quorum must be a majority of the 2 witnesses (2 to 2), got 3"
+    )
     assert not (tmp_path / "h").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 
@@ -317,3 +318,34 @@ def test_only_state_update_moves_a_coordinator_bubble(led):
 def test_job_end_must_name_an_open_job(led):
     with pytest.raises(Rejected, match=r"job\.end names job None, which is not open"):
         led.append("job.end", {"status": "failed"})
+
+
+def test_cosignatures_stored_before_a_restart_still_count(tmp_path):
+    home = tmp_path / "h"
+    Ledger.init(home, witnesses=2, quorum=2).close()
+    led = Ledger.open(home)
+    w2 = led.sequencer.links[1].witness
+    real = w2.add_block
+    w2.add_block = lambda block: (_ for _ in ()).throw(ConnectionError("w2 down"))
+    led.append("note", {"text": "half cosigned"})
+    led.sequencer.seal()
+    deadline = time.monotonic() + 10
+    while "w1" not in led.store.cosignatures(1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert led.store.cosignatures(1).keys() == {"w1"}
+    led._release()  # the process stops here, block 1 one cosignature short
+    del real
+    with Ledger.open(home) as led:  # w2 is back
+        led.flush(timeout=30)
+        assert led.status()["final_height"] == 1
+
+
+def test_a_minority_quorum_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="must be a majority of the 3 witnesses"):
+        Ledger.init(tmp_path / "h", witnesses=3, quorum=1)
+
+
+def test_deeply_nested_payloads_are_rejected_not_crashed():
+    payload = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(Rejected, match="nested too deeply"):
+        Message.from_parts(payload, bytes(64))

@@ -65,6 +65,12 @@ def loads(data: bytes) -> Any:
         obj = json.loads(data, parse_int=_parse_int)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"not valid JSON: {e}") from e
-    if dumps(obj) != bytes(data):
+    except RecursionError:
+        raise ValueError("JSON is nested too deeply") from None
+    try:
+        again = dumps(obj)
+    except RecursionError:
+        raise ValueError("JSON is nested too deeply") from None
+    if again != bytes(data):
         raise ValueError("JSON is not in canonical (RFC 8785) form")
     return obj

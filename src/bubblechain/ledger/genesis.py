@@ -40,10 +40,11 @@ class Genesis:
     created: int  # microseconds since the epoch
 
     def __post_init__(self) -> None:
-        if not 1 <= self.quorum <= len(self.witnesses):
+        n = len(self.witnesses)
+        if not n // 2 < self.quorum <= n:
             raise ValueError(
-                f"quorum {self.quorum} must be between 1 and the number of witnesses "
-                f"({len(self.witnesses)})"
+                f"quorum {self.quorum} must be a majority of the {n} witnesses "
+                f"({n // 2 + 1} to {n}): with less, a sequencer could finalise two forks"
             )
         names = [self.sequencer.name, self.admin.name, *(w.name for w in self.witnesses)]
         if len(set(names)) != len(names):

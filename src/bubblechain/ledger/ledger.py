@@ -147,8 +147,11 @@ class Ledger:
             raise UsageError(f"{root} already exists and is not empty; refusing to overwrite it")
         if witnesses < 1:
             raise UsageError(f"--witnesses must be at least 1, got {witnesses}")
-        if not 1 <= quorum <= witnesses:
-            raise UsageError(f"--quorum must be between 1 and {witnesses}, got {quorum}")
+        if not witnesses // 2 < quorum <= witnesses:
+            raise UsageError(
+                f"--quorum must be a majority of the {witnesses} witnesses "
+                f"({witnesses // 2 + 1} to {witnesses}), got {quorum}"
+            )
         origin = origin or f"bubblechain.local/ledger-{secrets.token_hex(4)}"
         try:
             validate_key_name(origin)

@@ -75,6 +75,11 @@ class Sequencer:
         self._fatal: BaseException | None = None
         self._closing = False
         self.final_height = self._load_final_height()
+        # Cosignatures stored for blocks not yet final still count after a restart.
+        for h, w, line in store.con.execute(
+            "SELECT height, witness, line FROM cosignatures WHERE height > ?", (self.final_height,)
+        ):
+            self._cosigs.setdefault(h, {})[w] = line
 
         self.links = [WitnessLink(w, next_height=self._resume_height(w)) for w in witnesses]
         self._writer_q: queue.Queue = queue.Queue()
@@ -129,6 +134,9 @@ class Sequencer:
             return
         with self._progress:
             while self.height - self.final_height >= self.max_inflight and self._fatal is None:
+                self._raise_if_unreachable()
+                if self._closing:
+                    raise NotFinal("the ledger is closing")
                 self._progress.wait(0.5)
         self._raise_if_failed()
         pending, self._pending = self._pending, []
@@ -263,16 +271,10 @@ class Sequencer:
     def wait_final(self, height: int, timeout: float | None = None) -> None:
         """Block until every block up to `height` is final, or say why it cannot be."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        q, n = self.genesis.quorum, len(self.links)
         with self._progress:
             while self.final_height < height:
                 self._raise_if_failed()
-                refused = [link for link in self.links if link.refusal]
-                if n - len(refused) < q:
-                    reasons = "; ".join(f"{link.witness.name}: {link.refusal}" for link in refused)
-                    raise NotFinal(
-                        f"block {self.final_height + 1} cannot reach quorum {q} of {n}: {reasons}"
-                    )
+                self._raise_if_unreachable()
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise NotFinal(
@@ -285,6 +287,16 @@ class Sequencer:
         height = self.seal()
         self.wait_final(height, timeout)
         return height
+
+    def _raise_if_unreachable(self) -> None:
+        """Raise when too many witnesses refused for the next block ever to be final."""
+        refused = [link for link in self.links if link.refusal]
+        q, n = self.genesis.quorum, len(self.links)
+        if n - len(refused) < q:
+            reasons = "; ".join(f"{link.witness.name}: {link.refusal}" for link in refused)
+            raise NotFinal(
+                f"block {self.final_height + 1} cannot reach quorum {q} of {n}: {reasons}"
+            )
 
     def _raise_if_failed(self) -> None:
         if self._fatal is not None:

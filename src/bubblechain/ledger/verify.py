@@ -199,6 +199,8 @@ def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding
             non_final.append(h)
     view.pending = non_final
     view.size = tree.size if replay_ok else 0
+    for _time, reason, _checkpoint in store.evidence():
+        find("evidence", str(store.path), f"witness kept evidence of equivocation: {reason}")
     if replay_ok:
         extra = store.con.execute(
             "SELECT idx FROM messages WHERE idx>=? ORDER BY idx LIMIT 5", (tree.size,)

@@ -133,9 +133,13 @@ class LocalWitness:
             )
         sig = cosign(cp.body(), self.identity, int(time.time()))
         row = BlockRow(block.height, block.hash, block.header, block.checkpoint.text())
-        self.store.write_block(
-            row, rows, st.take_delta(), tree.to_bytes(), cosignatures={self.name: sig.line()}
-        )
+        try:
+            self.store.write_block(
+                row, rows, st.take_delta(), tree.to_bytes(), cosignatures={self.name: sig.line()}
+            )
+        except BaseException:  # disk full, locked: nothing persisted, so forget it all
+            self._state = self.store.load_state()
+            raise
         st.recent.clear()
         self._tree = tree
         return sig
