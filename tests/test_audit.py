@@ -269,3 +269,45 @@ def test_audit_usage_errors(trained, cli, tmp_path):
     assert code == 2 and "--replay must be none, sample or full" in err
     code, _, err = cli("audit", "--home", home, "--genesis", tmp_path / "nope.json")
     assert code == 2 and "nope.json" in err
+
+
+def test_a_plan_that_does_not_cover_the_rows_once(tmp_path, monkeypatch):
+    from bubblechain.training import runtime
+
+    monkeypatch.setattr(
+        runtime, "plan", lambda rows, p, align=1: [[0, 1000], [0, 1000], [1000, rows]]
+    )
+    home, *_ = make_home(tmp_path)
+    monkeypatch.undo()
+    rep = run(home, replay="none")
+    (f,) = [f for f in rep.findings if f.kind == "plan"]
+    assert "do not cover rows 0..4000 of toy exactly once" in f.detail
+
+
+def test_initial_parameters_other_than_declared(tmp_path, monkeypatch):
+    algo = get_algorithm("logistic")
+    real = type(algo).initial_params
+    monkeypatch.setattr(
+        type(algo),
+        "initial_params",
+        lambda self, n, hyper, seed: real(self, n, {**hyper, "C": 1e-6}, seed),
+    )
+    home, *_ = make_home(tmp_path)
+    monkeypatch.undo()
+    rep = run(home, replay="none")
+    (f,) = [f for f in rep.findings if f.kind == "params"]
+    assert "(job.start," in f.where and "not those of the declared algorithm" in f.detail
+
+
+def test_an_inflated_training_metric(tmp_path, monkeypatch):
+    from bubblechain.training import tasks
+
+    real = tasks.metric_from_partials
+    monkeypatch.setattr(
+        tasks, "metric_from_partials", lambda algo, parts: (real(algo, parts)[0], 0.999)
+    )
+    home, *_ = make_home(tmp_path)
+    monkeypatch.undo()
+    rep = run(home, replay="none")
+    (f,) = [f for f in rep.findings if f.kind == "model"]
+    assert "records accuracy 0.999, but its evaluation results give accuracy" in f.detail

@@ -12,6 +12,7 @@ given on the command line; and this copy of the ledger against each witness head
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,17 +27,18 @@ from ..algorithms.registry import get as get_algorithm
 from ..artifacts import ArtifactCorrupt, ArtifactMissing
 from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
 from ..data.ledger import verify_dataset
-from ..errors import StoreError, UsageError
+from ..errors import Rejected, StoreError, UsageError
 from ..home import Home, resolve_home
-from ..ledger import Ledger
+from ..ledger import Ledger, Message
 from ..ledger.block import parse_header
 from ..ledger.genesis import Genesis, read_genesis
+from ..ledger.ledger import Entry
 from ..ledger.store import Store
 from ..ledger.verify import Finding, verify_home
 from ..training.code import training_code_hash
 from ..training.model import read_model
 from ..training.partitions import PartitionTampered, read_partition
-from ..training.tasks import evaluate_partial
+from ..training.tasks import evaluate_partial, metric_from_partials
 from ..witness.local import REPLICA_FILE
 from .jobs import JobRecord, collect_jobs
 
@@ -50,10 +52,12 @@ class AuditOptions:
     models: list[Path] = field(default_factory=list)
     replay: str = "sample"  # none | sample | full
     sample_rate: float = 0.1
-    seed: int = 0
+    seed: int | None = None  # None: unpredictable (a worker cannot know which tasks are checked)
     witnesses: bool = True
 
     def __post_init__(self) -> None:
+        if self.seed is None:
+            self.seed = secrets.randbits(63)
         if self.replay not in ("none", "sample", "full"):
             raise UsageError(f"--replay must be none, sample or full, not {self.replay!r}")
         if not 0 < self.sample_rate <= 1:
@@ -148,9 +152,14 @@ class _Auditor:
                     )
         if rec.commit is None:
             self.find("data", where, "job.start names a data.commit that is not on the ledger")
+        else:
+            self.plan(rec)
+        self.initial_params(rec, algo)
+        self.coordinator_chain(rec)
         self.data_flow(rec)
         with threadpoolctl.threadpool_limits(limits=1):
             self.replay_updates(led, rec, algo)
+            self.final_model(led, rec, algo)
             if self.opts.replay != "none":
                 self.replay_maps(led, rec, algo)
         return {
@@ -172,6 +181,96 @@ class _Auditor:
                 for e in rec.messages
             ],
         }
+
+    def plan(self, rec: JobRecord) -> None:
+        """The partitions must cover the committed rows exactly once, in order."""
+        spec, c = rec.spec, rec.commit.body
+        where = f"job {rec.job}"
+        ds = spec["dataset"]
+        if (ds.get("name"), ds.get("root"), ds.get("rows")) != (c["name"], c["root"], c["rows"]):
+            self.find("plan", where, "job.start misstates the committed dataset it names")
+        bounds = [b for r in spec["plan"] for b in r]
+        contiguous = all(bounds[i] == bounds[i + 1] for i in range(1, len(bounds) - 1, 2))
+        ordered = all(a <= b for a, b in spec["plan"])
+        if not (bounds and bounds[0] == 0 and bounds[-1] == c["rows"] and contiguous and ordered):
+            self.find(
+                "plan",
+                where,
+                f"its partitions {spec['plan']} do not cover rows "
+                f"0..{c['rows']} of {c['name']} exactly once, in order",
+            )
+
+    def initial_params(self, rec: JobRecord, algo) -> None:
+        spec = rec.spec
+        try:
+            p0 = algo.initial_params(len(spec["features"]), spec["hyper"], spec["seed"])
+        except ValueError as e:
+            self.find("params", f"job {rec.job}", f"declared hyperparameters are invalid: {e}")
+            return
+        if hash_arrays(p0) != rec.start.fields["state"]:
+            self.find(
+                "params",
+                f"message {rec.start.index} (job.start, {rec.job})",
+                "its initial parameters are not those of the declared algorithm, "
+                "hyperparameters and seed",
+            )
+
+    def coordinator_chain(self, rec: JobRecord) -> None:
+        """Only state.update moves the coordinator from one parameter hash to the next."""
+        bubble = rec.start.fields["bubble"]
+        state = rec.start.fields["state"]
+        for e in rec.messages[1:]:
+            if e.fields["bubble"] != bubble:
+                continue
+            where = f"message {e.index} ({e.kind}, {rec.job})"
+            if e.fields["last"] != state:
+                self.find(
+                    "chain",
+                    where,
+                    f"starts from {e.fields['last']}, not from the coordinator's state {state}",
+                )
+            if e.kind == "state.update":
+                state = e.fields["state"]
+            elif e.fields["state"] != state:
+                self.find(
+                    "chain", where, "changes the coordinator's parameters outside a state.update"
+                )
+        self._final_state = state
+
+    def final_model(self, led: Ledger, rec: JobRecord, algo) -> None:
+        """One model.final per finished job, on the last parameters, with the true metric."""
+        finals = [e for e in rec.messages if e.kind == "model.final"]
+        if rec.end is not None and rec.end.body.get("status") == "succeeded" and not finals:
+            self.find("model", f"job {rec.job}", "succeeded without a model.final")
+        if len(finals) > 1:
+            self.find("model", f"job {rec.job}", f"records {len(finals)} model.final messages")
+        for f in finals:
+            where = f"message {f.index} (model.final, {rec.job})"
+            last = rec.updates[-1].fields["state"] if rec.updates else rec.start.fields["state"]
+            if f.body.get("params") != last or f.fields["last"] != last:
+                self.find("model", where, "its parameters are not the job's last state.update")
+            evals = [
+                e
+                for e in rec.results.values()
+                if e.body.get("phase") == "evaluate" and e.fields["last"] == last
+            ]
+            by_part = {}
+            for e in sorted(evals, key=lambda e: e.index):
+                by_part.setdefault(e.body["partition"], e)
+            if sorted(by_part) != list(range(len(rec.spec["plan"]))):
+                self.find("model", where, "its metric was not computed on every partition")
+                continue
+            parts = [self.arrays(led, by_part[p].fields["state"], where) for p in sorted(by_part)]
+            if any(x is None for x in parts):
+                continue
+            name, value = metric_from_partials(algo, parts)
+            if (f.body.get("metric"), f.body.get("value")) != (name, value):
+                self.find(
+                    "model",
+                    where,
+                    f"records {f.body.get('metric')} {f.body.get('value')}"
+                    f", but its evaluation results give {name} {value}",
+                )
 
     def data_flow(self, rec: JobRecord) -> None:
         parts = len(rec.spec["plan"])
@@ -405,6 +504,15 @@ class _Auditor:
         }
 
 
+def _decodable(led: Ledger):
+    """Every message that decodes; the verifier already reports those that do not."""
+    for r in led.store.messages():
+        try:
+            yield Entry(r.idx, r.block, Message.from_parts(r.payload, r.sig))
+        except Rejected:
+            continue
+
+
 def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
     """Audit a home from its pinned genesis; exit status follows `report.ok`."""
     opts = options or AuditOptions()
@@ -423,10 +531,23 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
     a = _Auditor(h, genesis, opts)
     a.findings += report.findings
     jobs = []
+    final_height = report.copies["ledger"].final_height if "ledger" in report.copies else -1
     with Ledger.open(h.root, readonly=True) as led:
-        records, _ = collect_jobs(led.entries())
+        records, _ = collect_jobs(_decodable(led))
         for rec in records:
-            jobs.append(a.job(led, rec))
+            pending = [e for e in rec.messages if e.block > final_height]
+            if pending:
+                a.find(
+                    "pending",
+                    f"job {rec.job}",
+                    f"{len(pending)} of its messages (from index "
+                    f"{pending[0].index}) are not final: no witness quorum vouches for them",
+                )
+            try:
+                jobs.append(a.job(led, rec))
+            except (KeyError, TypeError, ValueError, IndexError) as e:
+                a.find("job", f"job {rec.job}", f"its record is malformed: {type(e).__name__}: {e}")
+                jobs.append({"job": rec.job})
         a.models(led)
         a.data_files(led)
         if opts.witnesses:

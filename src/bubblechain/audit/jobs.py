@@ -45,7 +45,9 @@ def collect_jobs(entries: Iterable[Entry]) -> tuple[list[JobRecord], dict[str, E
         if job is None:
             continue
         if e.kind == "job.start":
-            jobs[job] = JobRecord(job, e, commit=commits.get(e.body["dataset"]["commit"]))
+            ds = e.body.get("dataset")
+            commit = commits.get(ds.get("commit")) if isinstance(ds, dict) else None
+            jobs[job] = JobRecord(job, e, commit=commit)
         rec = jobs.get(job)
         if rec is None:
             continue

@@ -26,7 +26,9 @@ def audit(
     ] = None,
     replay: Annotated[str, typer.Option(help="Map replay: none, sample or full.")] = "sample",
     sample_rate: Annotated[float, typer.Option(help="Share of map tasks to re-execute.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed of the replay sample.")] = 0,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the replay sample [default: unpredictable].")
+    ] = None,
     witnesses: Annotated[
         bool, typer.Option(help="Check this ledger against each witness head.")
     ] = True,
@@ -59,7 +61,7 @@ def audit(
             f"{s['replayed']} of {s['tasks']} task results re-executed"
         )
         if s["mode"] == "sample":
-            console.print(f"  {s['statement']}")
+            console.print(f"  {s['statement']} (seed {s['seed']})")
         console.print(
             "[green]✓ no findings[/]" if rep.ok else f"[red]{len(rep.findings)} finding(s)[/]"
         )

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import threadpoolctl
 
 from .. import __version__
@@ -116,6 +115,20 @@ def _coordinator(ledger: Ledger) -> Identity:
     return ident
 
 
+def _reply_problem(msg: Message, reply: dict, job: str, it: int, p: int, attempt: int) -> str:
+    """What is wrong with a worker's reply to task (job, it, p, attempt), or ''."""
+    b = msg.body
+    if msg.kind not in ("task.result", "task.refused") or msg.fields["job"] != job:
+        return f"reply is a {msg.kind} for job {msg.fields['job']}"
+    if (b.get("iteration"), b.get("partition"), b.get("attempt")) != (it, p, attempt):
+        return "reply answers another task"
+    if msg.sender != reply["worker"]:
+        return "reply is signed by another worker than the one that sent it"
+    if msg.kind == "task.result" and reply.get("partial") != msg.fields["state"]:
+        return "reply's partial is not the one its message signs"
+    return ""
+
+
 class Coordinator:
     """One training job: the coordinator bubble and the loop around the engine."""
 
@@ -191,10 +204,16 @@ class Coordinator:
                     attempts[p] += 1
                     launch(p)
                     break  # handles changed: restart the wait
-                self._register_worker(reply["worker"], reply["public_key"])
                 msg = Message.from_parts(reply["payload"], reply["signature"])
+                problem = _reply_problem(msg, reply, s["job"], iteration, p, attempts[p])
+                if problem:  # not the answer to this task: count the attempt as lost
+                    self._retry(iteration, p, attempts[p], ValueError(problem))
+                    attempts[p] += 1
+                    launch(p)
+                    break
+                self._register_worker(reply["worker"], reply["public_key"])
                 self.submit(msg)
-                if reply.get("refused"):
+                if msg.kind == "task.refused":
                     self._refused(msg)
                 if p not in results:  # one result per partition: nothing double-counted
                     results[p] = (msg.id_hex, reply["partial"])
@@ -217,7 +236,8 @@ class Coordinator:
     def _refused(self, msg: Message) -> None:
         b = msg.body
         self._fail(
-            f"map task for partition {b['partition']} refused to compute: {b['reason']}",
+            f"map task for partition {b['partition']} refused to compute: "
+            f"{b.get('reason', 'no reason given')}",
             details={k: b.get(k, []) for k in ("changed", "missing", "added")},
         )
 
@@ -352,14 +372,7 @@ class Coordinator:
     def evaluate(self, algo, params_hash: str, iteration: int) -> tuple[str, float]:
         used = self.map_round(iteration, params_hash, "evaluate")
         parts = [decode_arrays(self.ledger.artifacts.get(d)) for _, d in used]
-        total = {k: sum(np.asarray(p[k]).item() for p in parts) for k in parts[0]}
-        if algo.task == "classification":
-            return "accuracy", total["correct"] / max(total["n"], 1)
-        if algo.task == "clustering":
-            return "inertia", float(total["inertia"])
-        n = total["n"]
-        sst = total["syy"] - total["sy"] ** 2 / n if n else 0.0
-        return "r2", 1.0 - total["sse"] / sst if sst else 0.0
+        return tasks_mod.metric_from_partials(algo, parts)
 
 
 def train(

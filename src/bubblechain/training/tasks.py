@@ -173,3 +173,15 @@ def plain_map_task(spec: dict[str, Any]) -> dict[str, np.ndarray]:
     algo = get_algorithm(spec["algorithm"])
     ctx = MapContext(spec["partition"], spec["partitions"], spec["seed"])
     return algo.map(spec["params_arrays"], X, y, ctx)
+
+
+def metric_from_partials(algo, parts: list[dict[str, np.ndarray]]) -> tuple[str, float]:
+    """The training metric from the evaluation partials, summed in partition order."""
+    total = {k: sum(np.asarray(p[k]).item() for p in parts) for k in parts[0]}
+    if algo.task == "classification":
+        return "accuracy", total["correct"] / max(total["n"], 1)
+    if algo.task == "clustering":
+        return "inertia", float(total["inertia"])
+    n = total["n"]
+    sst = total["syy"] - total["sy"] ** 2 / n if n else 0.0
+    return "r2", 1.0 - total["sse"] / sst if sst else 0.0
