@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -34,6 +35,7 @@ SIZE = 8  # rows per committed partition: several, so localisation is exercised
 START, STOP = 16, 32  # the range a worker trains on: committed partitions 2 and 3
 FEATURES = ["x", "n"]
 OTHER_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF4000000000001))[0]
+DOC = Path(__file__).resolve().parents[1] / "docs" / "row-encoding.md"
 
 
 def base_table() -> pa.Table:
@@ -113,6 +115,22 @@ def test_the_index_has_a_rows_digest_per_partition_as_specified(committed) -> No
         assert all(li[:1] == b"\x00" for li in leaf_inputs)
         want = hashlib.sha256(ROWS_DIGEST_PREFIX + b"".join(leaf_inputs)).hexdigest()
         assert part["rows_digest"] == want
+
+
+def test_the_spec_s_own_lines_give_the_rows_digest(committed) -> None:
+    """docs/row-encoding.md: the reference encoder and the rows digest lines, run as written."""
+    _, body, store = committed
+    text = DOC.read_text()
+    namespace: dict = {}
+    for marker in ("reference-encoder", "rows-digest"):
+        block = re.search(rf"<!-- {marker} -->\n```python\n(.*?)```", text, re.S)
+        assert block, f"the {marker} block is missing from {DOC.name}"
+        exec(compile(block.group(1), str(DOC), "exec"), namespace)
+    index = json.loads(store.get(body["partitions"]))
+    rows = base_table().to_pylist()
+    for k, part in enumerate(index["partitions"]):
+        chunk = rows[k * SIZE : (k + 1) * SIZE]
+        assert namespace["rows_digest"](body["schema"], chunk) == part["rows_digest"]
 
 
 def test_untouched_partition_reads_exactly_the_rows(committed) -> None:
