@@ -139,7 +139,7 @@ def main() -> None:
     print(
         f"  per round after the first two: tracked {out['round_tracked_seconds'] * 1000:.1f} ms"
         f", untracked {out['round_untracked_seconds'] * 1000:.1f} ms "
-        f"({out['round_overhead']:+.1%}); the rest is verifying the partitions once"
+        f"({out['round_overhead']:+.1%}); the rest is per job: checks, records, evaluation"
     )
     print(
         f"  scikit-learn lbfgs   {out['sklearn_seconds']:7.2f} s  accuracy "
