@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, run_cli_process
+from conftest import REPO, rfc9162_verify, run_cli_process
 from rich.console import Console
 
 from bubblechain.cli import data_cmds
@@ -67,24 +67,6 @@ def reference_leaf(schema: dict, row: dict) -> str:
     namespace: dict = {}
     exec(block.group(1), namespace)
     return namespace["leaf_hash"](schema, row)
-
-
-def rfc9162_verify(leaf: bytes, index: int, size: int, proof: list[bytes], root: bytes) -> bool:
-    """RFC 9162 §2.1.3.2, written out independently of bubblechain.merkle."""
-    if index >= size:
-        return False
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = hashlib.sha256(b"\x01" + p + r).digest()
-            while not fn & 1 and fn != 0:
-                fn, sn = fn >> 1, sn >> 1
-        else:
-            r = hashlib.sha256(b"\x01" + r + p).digest()
-        fn, sn = fn >> 1, sn >> 1
-    return sn == 0 and r == root
 
 
 # -- the happy path ------------------------------------------------------------------------------

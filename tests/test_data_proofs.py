@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import rfc9162_verify
 
 from bubblechain.data import DataError, MemoryStore, commit, prove, verify_proof
 from bubblechain.merkle import ProofError, verify_inclusion
-
-
-def rfc9162_verify(leaf: bytes, index: int, size: int, proof: list[bytes], root: bytes) -> bool:
-    """RFC 9162 §2.1.3.2, written out independently of bubblechain.merkle."""
-    if index >= size:
-        return False
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = hashlib.sha256(b"\x01" + p + r).digest()
-            if not fn & 1:
-                while fn & 1 == 0 and fn != 0:
-                    fn, sn = fn >> 1, sn >> 1
-        else:
-            r = hashlib.sha256(b"\x01" + r + p).digest()
-        fn, sn = fn >> 1, sn >> 1
-    return sn == 0 and r == root
 
 
 @pytest.fixture

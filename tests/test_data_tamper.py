@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
+from conftest import with_value
 
 from bubblechain.data import MemoryStore, commit, verify
 
@@ -42,13 +43,6 @@ def committed(tmp_path: Path):
     store = MemoryStore()
     body = commit(path, id_column="id", store=store, partition_rows=PARTITION)
     return path, body, store
-
-
-def with_value(table: pa.Table, column: str, row: int, value) -> pa.Table:
-    values = table.column(column).to_pylist()
-    values[row] = value
-    i = table.column_names.index(column)
-    return table.set_column(i, column, pa.array(values, table.schema.field(column).type))
 
 
 def check(path: Path, table: pa.Table, body: dict, store: MemoryStore) -> dict:

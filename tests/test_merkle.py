@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from conftest import CT_LEAVES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -148,16 +149,6 @@ def test_primitives_match_rfc_definitions() -> None:
 
 
 # Roots of the RFC 6962 / Certificate Transparency test tree, sizes 1..8.
-CT_LEAVES = [
-    b"",
-    b"\x00",
-    b"\x10",
-    b"\x20\x21",
-    b"\x30\x31",
-    b"\x40\x41\x42\x43",
-    b"\x50\x51\x52\x53\x54\x55\x56\x57",
-    bytes(range(0x60, 0x70)),
-]
 CT_ROOTS = [
     "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
     "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",

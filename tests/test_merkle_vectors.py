@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CT_LEAVES
 
 from bubblechain import merkle
 
@@ -19,16 +20,7 @@ VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "r
 MISSING = f"RFC 6962 vectors not found at {VECTORS}: they live in ../shared beside the repo"
 
 # The leaves behind the numbered happy-path vectors (the CT / RFC 6962 test tree).
-RFC6962_LEAVES = [
-    b"",
-    b"\x00",
-    b"\x10",
-    b"\x20\x21",
-    b"\x30\x31",
-    b"\x40\x41\x42\x43",
-    b"\x50\x51\x52\x53\x54\x55\x56\x57",
-    bytes(range(0x60, 0x70)),
-]
+RFC6962_LEAVES = CT_LEAVES
 LEAF_HASHES = [merkle.leaf_hash(d) for d in RFC6962_LEAVES]
 
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from conftest import with_value
 
 from bubblechain.data import MemoryStore, commit, verify
 from bubblechain.data._hashing import ROWS_DIGEST_PREFIX
@@ -66,13 +67,6 @@ def committed(tmp_path: Path):
     store = MemoryStore()
     body = commit(path, id_column="id", store=store, partition_rows=SIZE)
     return path, body, store
-
-
-def with_value(table: pa.Table, column: str, row: int, value) -> pa.Table:
-    values = table.column(column).to_pylist()
-    values[row] = value
-    i = table.column_names.index(column)
-    return table.set_column(i, column, pa.array(values, table.schema.field(column).type))
 
 
 def extra_row(id_: int, table: pa.Table | None = None) -> pa.Table:
