@@ -17,12 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_training import make_data
+from bench_training import make_data, train_bench_job
 
 from bubblechain.audit import AuditOptions, audit
 from bubblechain.data.ledger import commit_dataset
 from bubblechain.ledger import Ledger
-from bubblechain.training.runtime import train
 
 
 def main() -> None:
@@ -40,16 +39,7 @@ def main() -> None:
         with Ledger.init(d / "home") as led:
             commit_dataset(led, d / "data.parquet", "id", name="bench")
             t = time.perf_counter()
-            res = train(
-                led,
-                data="bench",
-                algorithm="logistic",
-                target="y",
-                features=feats,
-                partitions=a.partitions,
-                iterations=a.iterations,
-                hyper={"tol": 0.0},
-            )
+            res = train_bench_job(led, feats, a.partitions, a.iterations)
             training = time.perf_counter() - t
         out = {
             "rows": a.rows,
