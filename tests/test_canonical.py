@@ -2,7 +2,7 @@ import json
 
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bubblechain.crypto import canonical
@@ -49,3 +49,15 @@ def test_loads_rejects_non_canonical(text):
 def test_unsafe_integer_is_refused():
     with pytest.raises(ValueError, match="canonical JSON"):
         canonical.dumps({"t": 2**60})
+
+
+@settings(max_examples=3000)
+@given(
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(min_value=1e-5, max_value=1e-3)
+    | st.floats(min_value=1e15, max_value=1e17)
+    | st.sampled_from([1e-4, -1e-4, 0.1, 1 / 3, 2.5, 1e16 - 0.5, 9007199254740993.0, 5e-324])
+)
+def test_float_fast_path_matches_rfc8785(x):
+    # Floats in plain decimal notation take the json fast path: it must agree with JCS.
+    assert canonical.dumps({"x": x, "l": [x, -x]}) == rfc8785.dumps({"x": x, "l": [x, -x]})

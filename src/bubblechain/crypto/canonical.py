@@ -1,7 +1,9 @@
 """Canonical JSON (RFC 8785, JCS) for every signed record.
 
 `rfc8785` is the reference encoder; it is pure Python and ~4x slower than the
-C `json` encoder. For records with no floats, ASCII keys and safe integers the
+C `json` encoder. For records with ASCII keys, safe integers and floats that both
+write in plain decimal notation with the same shortest digits (non-integral, 1e-4
+<= |x| < 1e16: Python's repr and ECMAScript's Number-to-string agree there) the
 two produce identical bytes, so the fast path is used there and JCS otherwise.
 """
 
@@ -30,6 +32,10 @@ def _fast_path_ok(obj: Any) -> bool:
             if -_MAX_SAFE <= o <= _MAX_SAFE:
                 continue
             return False
+        if t is float:
+            if 1e-4 <= abs(o) < 1e16 and not o.is_integer():
+                continue
+            return False
         if t is dict:
             for k, v in o.items():
                 if type(k) is not str or not k.isascii():
@@ -39,7 +45,7 @@ def _fast_path_ok(obj: Any) -> bool:
         if t is list or t is tuple:
             stack.extend(o)
             continue
-        return False  # floats and anything else: let rfc8785 decide
+        return False  # anything else: let rfc8785 decide
     return True
 
 
