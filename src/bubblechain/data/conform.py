@@ -11,6 +11,7 @@ no committed row contains. Only the rows that really differ then differ.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,9 @@ from .encoding import (
     canonical_ids,
     column_kind,
     describe_schema,
+    encode_pieces,
     encode_rows,
+    feed_rows,
     id_kind,
     value_columns,
 )
@@ -91,22 +94,33 @@ def _cast(arr: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarray]:
     return pa.concat_arrays([left, right]), np.concatenate([bad_left, bad_right])
 
 
-def conforming_encoder(schema: dict, label: str):
+class ConformingEncoder:
     """Encode batches of a (possibly drifted) source with the committed columns and kinds."""
-    id_column, kind = schema["id_column"], id_kind(schema)
-    columns = value_columns(schema)
 
-    def encode(batch: pa.RecordBatch) -> EncodedRows:
+    def __init__(self, schema: dict, label: str):
+        self.id_column, self.kind = schema["id_column"], id_kind(schema)
+        self.columns = value_columns(schema)
+        self.label = label
+
+    def __call__(self, batch: pa.RecordBatch) -> EncodedRows:
+        return encode_rows(*self._conform(batch))
+
+    def feed(self, batch: pa.RecordBatch, runs: Sequence[tuple[int, int, Any]]) -> None:
+        """Feed each ``(start, stop, hasher)`` run its rows' leaf inputs (see `feed_rows`)."""
+        ids, kind, values, poison = self._conform(batch)
+        feed_rows(ids, encode_pieces(ids, kind, values, poison), runs)
+
+    def _conform(self, batch: pa.RecordBatch) -> tuple:
         names = set(batch.schema.names)
         try:
-            ids = canonical_ids(batch.column(id_column), kind, label)
+            ids = canonical_ids(batch.column(self.id_column), self.kind, self.label)
         except _CAST_ERRORS as exc:
             raise DataError(
-                f"{label}: id column {id_column!r} no longer holds {kind} ids: {exc}"
+                f"{self.label}: id column {self.id_column!r} no longer holds {self.kind} ids: {exc}"
             ) from None
         values: list[tuple[pa.Array | None, str]] = []
         poison: list[np.ndarray | None] = []
-        for name, k in columns:
+        for name, k in self.columns:
             if name not in names:
                 values.append((None, k))
                 poison.append(None)
@@ -119,6 +133,9 @@ def conforming_encoder(schema: dict, label: str):
                 converted, bad = convert(arr, k)
                 values.append((converted, k))
                 poison.append(bad)
-        return encode_rows(ids, kind, values, poison)
+        return ids, self.kind, values, poison
 
-    return encode
+
+def conforming_encoder(schema: dict, label: str) -> ConformingEncoder:
+    """Encode batches of a (possibly drifted) source with the committed columns and kinds."""
+    return ConformingEncoder(schema, label)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -242,9 +243,13 @@ def _encode_array(arr: pa.Array, kind: str) -> _Piece:
             fixed = _le_bytes(arr.cast(pa.int64()).fill_null(0).to_numpy(), "<i8")
     elif kind == "float":
         tag = TAG_FLOAT
-        v = arr.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
-        bits = v.view(np.uint64).copy()
-        bits[np.isnan(v)] = CANONICAL_NAN
+        arr = arr.cast(pa.float64())
+        v = (arr.fill_null(0.0) if has_nulls else arr).to_numpy(zero_copy_only=False)
+        bits = v.view(np.uint64)
+        nan = np.isnan(v)
+        if nan.any():
+            bits = bits.copy()
+            bits[nan] = CANONICAL_NAN
         fixed = _le_bytes(bits, "<u8")
     elif kind.startswith("decimal"):
         tag = TAG_DECIMAL
@@ -352,6 +357,16 @@ def encode_rows(
     TAG_ABSENT (verification uses it for values that do not convert back to the
     committed type). The id array must already be canonical (see canonical_ids).
     """
+    return _assemble(ids, encode_pieces(ids, kind_of_id, values, poison), len(ids))
+
+
+def encode_pieces(
+    ids: pa.Array,
+    kind_of_id: str,
+    values: Sequence[tuple[pa.Array | None, str]],
+    poison: Sequence[np.ndarray | None] | None = None,
+) -> list[_Piece]:
+    """Each column of the rows encoded on its own (see `encode_rows`), not yet assembled."""
     n = len(ids)
     pieces = [_encode_array(ids, kind_of_id)]
     for j, (arr, kind) in enumerate(values):
@@ -367,7 +382,36 @@ def encode_rows(
         else:
             piece = _encode_array(arr, kind)
         pieces.append(piece)
-    return _assemble(ids, pieces, n)
+    return pieces
+
+
+def feed_rows(ids: pa.Array, pieces: list[_Piece], runs: Sequence[tuple[int, int, Any]]) -> None:
+    """Feed each ``(start, stop, hasher)`` run the leaf inputs of rows start..stop, in order.
+
+    Fixed-width rows are assembled a cache-sized block at a time into one reused
+    buffer and hashed at once, so the batch's whole encoding is never written
+    out to memory and read back: a training worker checks a partition at about
+    the speed of SHA-256 itself. The bytes fed are exactly `encode_rows`'s.
+    """
+    n = len(ids)
+    if not _is_fixed(pieces):
+        enc = _assemble(ids, pieces, n)
+        for a, b, h in runs:
+            h.update(enc.buf[enc.offsets[a] : enc.offsets[b]])
+        return
+    block, targets = _fixed_layout(pieces, n, min(n, _BLOCK_ROWS))
+    varying = [(t, v) for t, v in targets if not isinstance(v, int)]
+    for t, v in targets:
+        if isinstance(v, int):
+            t[:] = v
+    raw = block.view(np.uint8)
+    width = block.dtype.itemsize
+    for a, b, h in runs:
+        for s in range(a, b, _BLOCK_ROWS):
+            m = min(b - s, _BLOCK_ROWS)
+            for t, v in varying:
+                t[:m] = v[s : s + m]
+            h.update(raw[: m * width])
 
 
 _BLOCK_ROWS = 4096
@@ -378,8 +422,17 @@ def _payload_field(w: int) -> str:
     return {1: "u1", 8: "<u8"}.get(w, f"V{w}")
 
 
-def _assemble_fixed(ids: pa.Array, pieces: list[_Piece], n: int) -> EncodedRows:
-    """Every row has the same length: fill a packed record array, block by block."""
+def _is_fixed(pieces: list[_Piece]) -> bool:
+    return all(p.all_present and p.var_data is None for p in pieces)
+
+
+def _fixed_layout(
+    pieces: list[_Piece], n: int, rows: int
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray | int]]]:
+    """A packed record array of ``rows`` rows, and (field, source) pairs that fill it.
+
+    A source is a column of ``n`` values, or an int for a tag that every row shares.
+    """
     fields: list[tuple[str, str]] = [("h", "V2")]
     sources: list[tuple[str, np.ndarray | int]] = []
     for j, p in enumerate(pieces):
@@ -391,21 +444,25 @@ def _assemble_fixed(ids: pa.Array, pieces: list[_Piece], n: int) -> EncodedRows:
             kind = _payload_field(w)
             fields.append((f"v{j}", kind))
             sources.append((f"v{j}", np.ascontiguousarray(p.fixed).view(kind).reshape(n)))
-    dtype = np.dtype(fields)
-    out = np.empty(n, dtype)
+    out = np.empty(rows, np.dtype(fields))
     out["h"] = np.frombuffer(bytes([0x00, VERSION]), "V2")[0]
-    targets = [(out[name], values) for name, values in sources]
+    return out, [(out[name], values) for name, values in sources]
+
+
+def _assemble_fixed(ids: pa.Array, pieces: list[_Piece], n: int) -> EncodedRows:
+    """Every row has the same length: fill a packed record array, block by block."""
+    out, targets = _fixed_layout(pieces, n, n)
     for a in range(0, n, _BLOCK_ROWS):
         b = a + _BLOCK_ROWS
         for target, values in targets:
             target[a:b] = values if isinstance(values, int) else values[a:b]
-    width = dtype.itemsize
+    width = out.dtype.itemsize
     buf = out.view(np.uint8).reshape(-1)
     return EncodedRows(ids, buf, np.arange(n + 1, dtype=np.int64) * width, width)
 
 
 def _assemble(ids: pa.Array, pieces: list[_Piece], n: int) -> EncodedRows:
-    if all(p.all_present and p.var_data is None for p in pieces):
+    if _is_fixed(pieces):
         return _assemble_fixed(ids, pieces, n)
 
     lengths = [p.lengths() for p in pieces]

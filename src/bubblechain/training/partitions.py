@@ -230,12 +230,17 @@ def _verify(rows: _Rows, span: _Span, schema: dict, store: Any, final: bool) -> 
         k: [] for k in span.keys if span.parts[k].rows_digest is None
     }
     for batch, ids in rows.chunks:
-        enc = encode(batch)
-        for k, a, b in span.split(ids):
-            digests[k].update(enc.buf[enc.offsets[a] : enc.offsets[b]])
+        runs = list(span.split(ids))
+        if any(k in legacy for k, _, _ in runs):
+            enc = encode(batch)
+            for k, a, b in runs:
+                digests[k].update(enc.buf[enc.offsets[a] : enc.offsets[b]])
+                if k in legacy:
+                    legacy[k].append(enc.slice(a, b))
+        else:
+            encode.feed(batch, [(a, b, digests[k]) for k, a, b in runs])
+        for k, a, b in runs:
             counts[k] += b - a
-            if k in legacy:
-                legacy[k].append(enc.slice(a, b))
     bad: list[int] = []
     for k in span.keys:
         p = span.parts[k]
