@@ -464,11 +464,13 @@ def train_untracked(
     hyper: dict[str, Any] | None = None,
     seed: int = 0,
     align: int = 1,
-) -> tuple[Params, int, list[float]]:
+) -> tuple[Params, int, list[float], tuple[str, float]]:
     """The same MapReduce job with bubbles and ledger switched off, on the same engine.
 
-    Exists to measure what tracking costs (bench/bench_training.py); returns the
-    final params, the number of rounds and each round's seconds.
+    Exists to measure what tracking costs (bench/bench_training.py). Like a
+    tracked job it ends with an evaluation round for the training metric, so
+    the two differ only by tracking. Returns the final params, the number of
+    rounds, each round's seconds and (metric name, value).
     """
     algo = get_algorithm(algorithm)
     params = algo.initial_params(len(features), dict(hyper or {}), seed)
@@ -476,39 +478,45 @@ def train_untracked(
     eng = make_engine(engine, workers=workers)
     eng.start(tempfile_root())
     data = {"source": source, "features": features, "target": target}
+
+    def run_round(phase: str, tag: str) -> list[Any]:
+        handles = {
+            eng.submit(
+                tasks_mod.plain_map_task,
+                {
+                    "phase": phase,
+                    "partition": p,
+                    "partitions": len(ranges),
+                    "row_start": a,
+                    "row_stop": b,
+                    "algorithm": algorithm,
+                    "seed": seed,
+                    "data": data,
+                    "params_arrays": params,
+                },
+                f"plain-{tag}-{p}-{secrets.token_hex(4)}",
+                affinity=p,
+            ): p
+            for p, (a, b) in enumerate(ranges)
+        }
+        partials: dict[int, Any] = {}
+        for h in eng.as_completed(list(handles)):
+            partials[handles[h]] = h.result()
+        return [partials[p] for p in range(len(ranges))]
+
     try:
         with threadpoolctl.threadpool_limits(limits=1):
             rounds, done, times = 0, False, []
             while rounds < iterations and not done:
                 t0 = time.perf_counter()
-                handles = {
-                    eng.submit(
-                        tasks_mod.plain_map_task,
-                        {
-                            "partition": p,
-                            "partitions": len(ranges),
-                            "row_start": a,
-                            "row_stop": b,
-                            "algorithm": algorithm,
-                            "seed": seed,
-                            "data": data,
-                            "params_arrays": params,
-                        },
-                        f"plain-{rounds}-{p}-{secrets.token_hex(4)}",
-                        affinity=p,
-                    ): p
-                    for p, (a, b) in enumerate(ranges)
-                }
-                partials: dict[int, Any] = {}
-                for h in eng.as_completed(list(handles)):
-                    partials[handles[h]] = h.result()
-                upd = algo.update(params, algo.reduce([partials[p] for p in range(len(ranges))]))
+                upd = algo.update(params, algo.reduce(run_round("map", str(rounds))))
                 params, done = upd.params, upd.done
                 rounds += 1
                 times.append(time.perf_counter() - t0)
+            metric = tasks_mod.metric_from_partials(algo, run_round("evaluate", "evaluate"))
     finally:
         eng.close()
-    return params, rounds, times
+    return params, rounds, times, metric
 
 
 def tempfile_root() -> str:

@@ -35,6 +35,12 @@ class WorkerState:
     artifacts: ArtifactStore
     cache: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
     blas: Any = None
+    params: tuple[str, Any] | None = None  # the last params read: every task of a round uses them
+
+    def params_for(self, digest: str) -> Any:
+        if self.params is None or self.params[0] != digest:
+            self.params = (digest, decode_arrays(self.artifacts.get(digest)))
+        return self.params[1]
 
 
 _WORKER: WorkerState | None = None
@@ -78,7 +84,7 @@ def map_task(spec: dict[str, Any]) -> dict[str, Any]:
             inputs=[spec["data"]["commit"]],
         )
         return _reply(w, msg, refused=True, seconds=time.perf_counter() - t0)
-    params = decode_arrays(w.artifacts.get(spec["params"]))
+    params = w.params_for(spec["params"])
     algo = get_algorithm(spec["algorithm"])
     ctx = MapContext(p, spec["partitions"], spec["seed"])
     if spec["phase"] == "evaluate":
@@ -171,6 +177,8 @@ def plain_map_task(spec: dict[str, Any]) -> dict[str, np.ndarray]:
         )
     X, y = _PLAIN_CACHE[key]
     algo = get_algorithm(spec["algorithm"])
+    if spec["phase"] == "evaluate":
+        return evaluate_partial(algo, spec["params_arrays"], X, y)
     ctx = MapContext(spec["partition"], spec["partitions"], spec["seed"])
     return algo.map(spec["params_arrays"], X, y, ctx)
 
