@@ -17,6 +17,9 @@ from .genesis import Genesis
 from .kinds import KINDS
 from .message import Message
 
+KNOWN_CACHE = 1 << 16
+"""Committed hashes a state keeps in memory (about 6 MB) besides what its store holds."""
+
 
 @dataclass(frozen=True)
 class JobInfo:
@@ -43,7 +46,8 @@ class LedgerState:
 
     `known_in_store` answers "is this hash already committed?" from a store, so
     the full set of ids never has to sit in memory; hashes accepted since the
-    last persist are held in `recent`.
+    last persist are held in `recent`, and the latest committed ones (what new
+    messages name as inputs) in a bounded cache, so most checks touch no store.
     """
 
     def __init__(
@@ -59,15 +63,25 @@ class LedgerState:
         self.owners: dict[str, str] = {}  # bubble -> the node that sends from it
         self.jobs: dict[str, JobInfo] = {}
         self.recent: dict[bytes, int] = {}  # id or artifact hash -> log index
+        self._committed: dict[bytes, None] = {}  # committed hashes, oldest first
         self._known_in_store = known_in_store
         self.delta = Delta()
         self.nodes[genesis.admin.name] = (genesis.admin.public_key, "admin")
 
     # -- queries --------------------------------------------------------------
     def known(self, h: bytes) -> bool:
-        if h in self.recent:
+        if h in self.recent or h in self._committed:
             return True
-        return self._known_in_store is not None and self._known_in_store(h)
+        if self._known_in_store is not None and self._known_in_store(h):
+            self._remember(h)
+            return True
+        return False
+
+    def _remember(self, h: bytes) -> None:
+        """Cache a committed hash: the ledger is append-only, so it stays known."""
+        self._committed[h] = None
+        if len(self._committed) > KNOWN_CACHE:
+            del self._committed[next(iter(self._committed))]
 
     # -- the rules ------------------------------------------------------------
     def check(self, m: Message, *, verify_sig: bool = True) -> None:
@@ -168,7 +182,9 @@ class LedgerState:
         self.recent[m.id] = index
         for h in f["outputs"]:
             hb = bytes.fromhex(h)
-            if not self.known(hb):
+            # No store lookup: an artifact already committed keeps its first index
+            # (the store ignores a second insert of the same hash).
+            if hb not in self.recent and hb not in self._committed:
                 self.recent[hb] = index
                 d.artifacts[hb] = index
         if f["bubble"] is not None:
@@ -204,6 +220,12 @@ class LedgerState:
         return d
 
     def forget_recent(self, upto_index: int) -> None:
-        """Drop in-memory hashes that a store now answers for."""
+        """Move hashes a store now holds (those before `upto_index`) to the bounded cache."""
         if self._known_in_store is not None:
-            self.recent = {h: i for h, i in self.recent.items() if i >= upto_index}
+            keep = {}
+            for h, i in self.recent.items():
+                if i >= upto_index:
+                    keep[h] = i
+                else:
+                    self._remember(h)
+            self.recent = keep

@@ -140,7 +140,7 @@ class LocalWitness:
         except BaseException:  # disk full, locked: nothing persisted, so forget it all
             self._state = self.store.load_state()
             raise
-        st.recent.clear()
+        st.forget_recent(st.size)
         self._tree = tree
         return sig
 
