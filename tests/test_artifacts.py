@@ -50,3 +50,35 @@ def test_training_with_artifacts_at_an_fsspec_url(tmp_path):
     assert any((tmp_path / "shared-artifacts").rglob("*"))
     rep = audit(home, AuditOptions(replay="full"))
     assert rep.ok, [str(f) for f in rep.findings]
+
+
+def test_a_block_commits_only_after_the_artifacts_it_names_are_synced(home, monkeypatch):
+    # Workers write artifacts without waiting for the disk; the ledger must fsync the
+    # ones a block names before the block itself is committed (a group commit).
+    import os
+
+    import bubblechain.fsutil as fsutil
+    from bubblechain.ledger.store import Store
+
+    events: list[str] = []
+    real_fsync, real_write_block = os.fsync, Store.write_block
+
+    def fsync(fd):
+        events.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    def write_block(self, block, *a, **kw):
+        if self.path.name != "replica.db":  # the sequencer's own store, not a witness replica
+            events.append(f"block {block.height}")
+        return real_write_block(self, block, *a, **kw)
+
+    with Ledger.open(home) as led:
+        digest = led.artifacts.put(b"a partial result", sync=False)
+        blob = str(led.artifacts.path(digest))
+        monkeypatch.setattr(fsutil.os, "fsync", fsync)
+        monkeypatch.setattr(Store, "write_block", write_block)
+        led.append("note", {"text": "names an artifact"}, outputs=[digest])
+        led.flush()
+    assert blob in events, "the artifact was never synced"
+    block = next(e for e in events if e.startswith("block"))
+    assert events.index(blob) < events.index(block)

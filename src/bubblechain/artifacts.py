@@ -8,10 +8,11 @@ their SHA-256, so a store never needs to be trusted: every read is checked.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import UsageError
-from .fsutil import write_atomic
+from .fsutil import fsync_paths, write_atomic
 
 
 class ArtifactMissing(UsageError):
@@ -45,7 +46,9 @@ class ArtifactStore:
     def _key(self, digest: str) -> str:
         return f"{self._base.rstrip('/')}/{digest[:2]}/{digest[2:]}"
 
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes, *, sync: bool = True) -> str:
+        """Store `data` under its hash. ``sync=False`` defers durability to `sync`: the
+        ledger syncs the artifacts a block names before it commits the block."""
         digest = hashlib.sha256(data).hexdigest()
         if self._fs is not None:
             key = self._key(digest)
@@ -56,8 +59,13 @@ class ArtifactStore:
         p = self.path(digest)
         if not p.exists():
             p.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(p, data, mode=0o444)
+            write_atomic(p, data, mode=0o444, sync=sync)
         return digest
+
+    def sync(self, digests: Iterable[str]) -> None:
+        """Make the local blobs among `digests` durable (object stores already are)."""
+        if self.root is not None:
+            fsync_paths(p for p in map(self.path, digests) if p.is_file())
 
     def get(self, digest: str) -> bytes:
         try:

@@ -26,7 +26,7 @@ from ..errors import Rejected, StoreError, UsageError
 from ..fsutil import fsync_dir, write_atomic
 from ..home import Home, resolve_home
 from ..witness.local import REPLICA_FILE, LocalWitness
-from .block import parse_header
+from .block import Block, parse_header
 from .genesis import Genesis, read_genesis
 from .message import Message, now_us
 from .sequencer import Sequencer
@@ -208,7 +208,7 @@ class Ledger:
         *,
         readonly: bool = False,
         block_size: int = 1000,
-        block_delay: float = 0.05,
+        block_delay: float = 0.25,
         lock_timeout: float = 30.0,
     ) -> Ledger:
         """Open a home; unless read-only, lock it and start sequencing."""
@@ -232,6 +232,7 @@ class Ledger:
                 led._witnesses,
                 block_size=block_size,
                 block_delay=block_delay,
+                before_commit=led._sync_artifacts,
             )
         except BaseException:
             led._release()
@@ -313,6 +314,15 @@ class Ledger:
 
         body = {"name": name, "key": base64.b64encode(public_key).decode(), "role": role}
         return self.append("node.register", body)
+
+    def _sync_artifacts(self, block: Block) -> None:
+        """Before a block commits, make the artifacts its messages name durable.
+
+        Workers and the coordinator write artifacts without waiting for the disk
+        (atomically, so never half); this group commit keeps a durable message
+        from naming an artifact that a power cut could still lose.
+        """
+        self.artifacts.sync(h for m in block.messages for h in m.fields["outputs"])
 
     def close(self, timeout: float | None = 120) -> None:
         """Finalise what is pending, then stop; the home stays consistent either way."""

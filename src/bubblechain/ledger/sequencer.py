@@ -13,7 +13,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .. import merkle
@@ -46,8 +46,9 @@ class Sequencer:
         witnesses: Sequence[Witness],
         *,
         block_size: int = 1000,
-        block_delay: float = 0.05,
+        block_delay: float = 0.25,
         max_inflight: int = 8,
+        before_commit: Callable[[Block], None] | None = None,
     ):
         self.store = store
         self.reader = reader  # a second connection for lookups from appending threads
@@ -56,6 +57,7 @@ class Sequencer:
         self.block_size = block_size
         self.block_delay = block_delay
         self.max_inflight = max_inflight
+        self.before_commit = before_commit  # e.g. sync the artifacts the block names
         self.state = store.load_state()
         self.state._known_in_store = reader.known
         raw = store.meta("tree")
@@ -184,6 +186,8 @@ class Sequencer:
             try:
                 if isinstance(item[0], Block):
                     block, rows, delta, tree = item
+                    if self.before_commit is not None:
+                        self.before_commit(block)
                     row = BlockRow(block.height, block.hash, block.header, block.checkpoint.text())
                     self.store.write_block(row, rows, delta, tree)
                     with self._progress:

@@ -280,7 +280,7 @@ class Coordinator:
         ident = _coordinator(self.ledger)
         signer = Signer(ident, self.ledger.sequencer.next_seq(ident.name))
         self.bubble = Bubble(signer, f"{s['job']}/coordinator", s["code"], job=s["job"])
-        h = store.put(encode_arrays(params))
+        h = store.put(encode_arrays(params), sync=False)
         self.bubble_send(
             "job.start",
             {
@@ -311,12 +311,12 @@ class Coordinator:
             t0 = time.perf_counter()
             # The hash of the params this process holds now: if they changed since the
             # ledger recorded them, the first task result breaks the state chain.
-            h = store.put(encode_arrays(params))
+            h = store.put(encode_arrays(params), sync=False)
             used = self.map_round(iteration, h, "map")
             partials = [decode_arrays(store.get(d)) for _, d in used]
             upd = algo.update(params, algo.reduce(partials))
             params, done = upd.params, upd.done
-            new_h = store.put(encode_arrays(params))
+            new_h = store.put(encode_arrays(params), sync=False)
             metrics = {k: float(v) for k, v in upd.metrics.items()}
             self.bubble_send(
                 "state.update",
@@ -337,7 +337,7 @@ class Coordinator:
             history.append(info)
             self.on_iteration(info)
             iteration += 1
-        h = store.put(encode_arrays(params))
+        h = store.put(encode_arrays(params), sync=False)
         metric, value = self.evaluate(algo, h, iteration)
         meta = {
             "algorithm": s["algorithm"],

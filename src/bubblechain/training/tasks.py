@@ -91,7 +91,7 @@ def map_task(spec: dict[str, Any]) -> dict[str, Any]:
         partial = evaluate_partial(algo, params, X, y)
     else:
         partial = algo.map(params, X, y, ctx)
-    digest = w.artifacts.put(encode_arrays(partial))
+    digest = w.artifacts.put(encode_arrays(partial), sync=False)  # synced with its block
     msg = bubble.send(
         "task.result",
         {**base, "rows": len(X), "seconds": round(time.perf_counter() - t0, 6)},
