@@ -243,13 +243,9 @@ def _encode_array(arr: pa.Array, kind: str) -> _Piece:
             fixed = _le_bytes(arr.cast(pa.int64()).fill_null(0).to_numpy(), "<i8")
     elif kind == "float":
         tag = TAG_FLOAT
-        arr = arr.cast(pa.float64())
-        v = (arr.fill_null(0.0) if has_nulls else arr).to_numpy(zero_copy_only=False)
-        bits = v.view(np.uint64)
-        nan = np.isnan(v)
-        if nan.any():
-            bits = bits.copy()
-            bits[nan] = CANONICAL_NAN
+        v = arr.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+        bits = v.view(np.uint64).copy()
+        bits[np.isnan(v)] = CANONICAL_NAN
         fixed = _le_bytes(bits, "<u8")
     elif kind.startswith("decimal"):
         tag = TAG_DECIMAL
