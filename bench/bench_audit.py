@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_training import make_data, train_bench_job
+from bench_training import job_arguments, make_data, train_bench_job
 
 from bubblechain.audit import AuditOptions, audit
 from bubblechain.data.ledger import commit_dataset
@@ -26,10 +26,7 @@ from bubblechain.ledger import Ledger
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--features", type=int, default=20)
-    ap.add_argument("--partitions", type=int, default=8)
-    ap.add_argument("--iterations", type=int, default=20)
+    job_arguments(ap)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:

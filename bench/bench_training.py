@@ -57,12 +57,17 @@ def train_bench_job(
     )
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def job_arguments(ap: argparse.ArgumentParser) -> None:
+    """The benchmarked job's size, shared with bench_audit.py."""
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--features", type=int, default=20)
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--iterations", type=int, default=20)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    job_arguments(ap)
     ap.add_argument("--engine", default="local")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-dask-ml", action="store_true")
