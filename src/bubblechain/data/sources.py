@@ -108,7 +108,10 @@ def _open_parquet(path: Path, batch_rows: int) -> Source:
         raise DataError(f"{label}: not a readable Parquet file: {_reason(exc)}") from None
 
     def batches(columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
-        with pq.ParquetFile(path) as pf:
+        # Memory-mapped, like Arrow IPC files: column chunks are decoded from the page
+        # cache instead of being copied into freshly allocated buffers first, which
+        # for a file of one large row group meant the whole file per read.
+        with pq.ParquetFile(path, memory_map=True) as pf:
             yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
 
     return Source(label, schema, batches, "Parquet file")
