@@ -216,6 +216,11 @@ def _var_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return data[offs[0] : offs[-1]], offs - offs[0]
 
 
+def _filled(arr: pa.Array, value: object, has_nulls: bool) -> pa.Array:
+    """``arr`` with nulls replaced by ``value``; fill_null copies even when there are none."""
+    return arr.fill_null(value) if has_nulls else arr
+
+
 def _encode_array(arr: pa.Array, kind: str) -> _Piece:
     """Encode one column chunk; nulls get tag 0x00 and no payload."""
     n = len(arr)
@@ -232,18 +237,23 @@ def _encode_array(arr: pa.Array, kind: str) -> _Piece:
     tags: np.ndarray | None = None
     if kind == "bool":
         tag = TAG_BOOL
-        fixed = arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8).reshape(n, 1)
+        fixed = (
+            _filled(arr, False, has_nulls)
+            .to_numpy(zero_copy_only=False)
+            .astype(np.uint8)
+            .reshape(n, 1)
+        )
     elif kind == "int":
         if pa.types.is_uint64(t):
-            v = arr.fill_null(0).to_numpy(zero_copy_only=False).astype("<u8", copy=False)
+            v = _filled(arr, 0, has_nulls).to_numpy(zero_copy_only=False).astype("<u8", copy=False)
             tags = np.where(v >= 2**63, TAG_UINT, TAG_INT).astype(np.uint8)
             fixed = _le_bytes(v, "<u8")
         else:
             tag = TAG_INT
-            fixed = _le_bytes(arr.cast(pa.int64()).fill_null(0).to_numpy(), "<i8")
+            fixed = _le_bytes(_filled(arr.cast(pa.int64()), 0, has_nulls).to_numpy(), "<i8")
     elif kind == "float":
         tag = TAG_FLOAT
-        v = arr.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+        v = _filled(arr.cast(pa.float64()), 0.0, has_nulls).to_numpy(zero_copy_only=False)
         bits = v.view(np.uint64).copy()
         bits[np.isnan(v)] = CANONICAL_NAN
         fixed = _le_bytes(bits, "<u8")
@@ -266,18 +276,20 @@ def _encode_array(arr: pa.Array, kind: str) -> _Piece:
             arr = pc.utf8_normalize(arr.cast(pa.large_string()), "NFC")
         else:
             arr = arr.cast(pa.large_binary())
-        var_data, var_offsets = _var_buffers(arr.fill_null(b"" if kind == "binary" else ""))
+        var_data, var_offsets = _var_buffers(
+            _filled(arr, b"" if kind == "binary" else "", has_nulls)
+        )
         fixed = _le_bytes(np.diff(var_offsets), "<u8")
     elif kind.startswith("timestamp") or kind == "duration":
         tag = TAG_TIMESTAMP if kind != "duration" else TAG_DURATION
-        v = arr.view(pa.int64()).fill_null(0).to_numpy()
+        v = _filled(arr.view(pa.int64()), 0, has_nulls).to_numpy()
         fixed = _seconds_nanos(v, _PER_SECOND[t.unit])
     elif kind == "date":
         tag = TAG_DATE
         if pa.types.is_date32(t):
-            v = arr.view(pa.int32()).fill_null(0).to_numpy().astype(np.int64)
+            v = _filled(arr.view(pa.int32()), 0, has_nulls).to_numpy().astype(np.int64)
         else:
-            v = arr.view(pa.int64()).fill_null(0).to_numpy()
+            v = _filled(arr.view(pa.int64()), 0, has_nulls).to_numpy()
             if (v % _DAY_MS).any():
                 raise DataError("a date64 value is not a whole number of days")
             v = v // _DAY_MS
@@ -285,7 +297,7 @@ def _encode_array(arr: pa.Array, kind: str) -> _Piece:
     elif kind == "time":
         tag = TAG_TIME
         view = pa.int32() if pa.types.is_time32(t) else pa.int64()
-        v = arr.view(view).fill_null(0).to_numpy().astype(np.int64)
+        v = _filled(arr.view(view), 0, has_nulls).to_numpy().astype(np.int64)
         fixed = _le_bytes(v * (1_000_000_000 // _PER_SECOND[t.unit]), "<i8")
     else:  # pragma: no cover - column_kind rejects everything else first
         raise DataError(f"kind {kind} is not supported")
