@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import threadpoolctl
 
 from .. import merkle
 from ..algorithms.base import MapContext, decode_arrays, hash_arrays
@@ -35,6 +34,7 @@ from ..ledger.genesis import Genesis, read_genesis
 from ..ledger.ledger import Entry
 from ..ledger.store import Store
 from ..ledger.verify import Finding, verify_home
+from ..training import blas
 from ..training.code import training_code_hash
 from ..training.model import read_model
 from ..training.partitions import PartitionTampered, read_partition
@@ -157,7 +157,7 @@ class _Auditor:
         self.initial_params(rec, algo)
         self.coordinator_chain(rec)
         self.data_flow(rec)
-        with threadpoolctl.threadpool_limits(limits=1):
+        with blas.pinned(1):
             self.replay_updates(led, rec, algo)
             self.final_model(led, rec, algo)
             if self.opts.replay != "none":

@@ -308,6 +308,10 @@ class Ledger:
         """Wait until everything appended so far is final; return the final height."""
         return self.sequencer.flush(timeout)
 
+    def seal(self) -> int:
+        """Cut a block of what is pending now, without waiting for it to be final."""
+        return self.sequencer.seal()
+
     def register_node(self, name: str, public_key: bytes, role: str) -> Appended:
         """Admit a node's key to the ledger (an admin-signed `node.register`)."""
         import base64

@@ -10,6 +10,7 @@ new params hash naming the results it reduced, then an evaluation round, then
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -17,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import threadpoolctl
-
 from .. import __version__
 from ..algorithms.base import Params, decode_arrays, encode_arrays
 from ..algorithms.registry import get as get_algorithm
 from ..crypto.keys import Identity
 from ..errors import BubblechainError, Rejected, UsageError
 from ..ledger import Ledger, Message
+from . import blas
 from . import tasks as tasks_mod
 from .bubble import Bubble, Signer
 from .code import training_code_hash
@@ -124,8 +124,12 @@ def _reply_problem(msg: Message, reply: dict, job: str, it: int, p: int, attempt
         return "reply answers another task"
     if msg.sender != reply["worker"]:
         return "reply is signed by another worker than the one that sent it"
-    if msg.kind == "task.result" and reply.get("partial") != msg.fields["state"]:
-        return "reply's partial is not the one its message signs"
+    if msg.kind == "task.result":
+        if reply.get("partial") != msg.fields["state"]:
+            return "reply's partial is not the one its message signs"
+        data = reply.get("partial_bytes")
+        if not isinstance(data, bytes) or hashlib.sha256(data).hexdigest() != reply["partial"]:
+            return "reply's partial bytes do not hash to the partial its message signs"
     return ""
 
 
@@ -165,10 +169,14 @@ class Coordinator:
             done.append(nxt)
 
     # -- one round of map tasks -------------------------------------------------------------
-    def map_round(self, iteration: int, params_hash: str, phase: str) -> list[tuple[str, str]]:
-        """Run every partition once; return (message id, partial hash) in partition order."""
+    def map_round(self, iteration: int, params_hash: str, phase: str) -> list[tuple[str, str, Any]]:
+        """Run every partition once; return (message id, partial hash, partial) in partition order.
+
+        The partial comes with the reply, checked against its hash (the worker also
+        stored it as an artifact for auditors), so the coordinator reads no files.
+        """
         s = self.spec
-        results: dict[int, tuple[str, str]] = {}
+        results: dict[int, tuple[str, str, Any]] = {}
         attempts = {p: 0 for p in range(len(s["plan"]))}
         handles = {}
 
@@ -216,7 +224,8 @@ class Coordinator:
                 if msg.kind == "task.refused":
                     self._refused(msg)
                 if p not in results:  # one result per partition: nothing double-counted
-                    results[p] = (msg.id_hex, reply["partial"])
+                    partial = decode_arrays(reply["partial_bytes"])
+                    results[p] = (msg.id_hex, reply["partial"], partial)
         return [results[p] for p in range(len(attempts))]
 
     def _retry(self, iteration: int, p: int, attempt: int, err: BaseException) -> None:
@@ -313,8 +322,7 @@ class Coordinator:
             # ledger recorded them, the first task result breaks the state chain.
             h = store.put(encode_arrays(params), sync=False)
             used = self.map_round(iteration, h, "map")
-            partials = [decode_arrays(store.get(d)) for _, d in used]
-            upd = algo.update(params, algo.reduce(partials))
+            upd = algo.update(params, algo.reduce([partial for _, _, partial in used]))
             params, done = upd.params, upd.done
             new_h = store.put(encode_arrays(params), sync=False)
             metrics = {k: float(v) for k, v in upd.metrics.items()}
@@ -325,12 +333,12 @@ class Coordinator:
                     "metrics": metrics,
                     "results": [
                         {"partition": p, "message": m, "partial": d}
-                        for p, (m, d) in enumerate(used)
+                        for p, (m, d, _) in enumerate(used)
                     ],
                 },
                 state=new_h,
                 last=h,
-                inputs=[m for m, _ in used],
+                inputs=[m for m, _, _ in used],
                 outputs=[new_h],
             )
             info = {**metrics, "iteration": iteration, "seconds": time.perf_counter() - t0}
@@ -364,15 +372,14 @@ class Coordinator:
             outputs=[model_hash],
         )
         self.bubble_send("job.end", {"status": "succeeded", "retries": self.retries})
-        self.ledger.flush()
+        self.ledger.seal()  # the caller waits for finality (flush) once the engine is closed
         return TrainResult(
             s["job"], str(out), model_hash, metric, value, iteration, self.retries, history
         )
 
     def evaluate(self, algo, params_hash: str, iteration: int) -> tuple[str, float]:
         used = self.map_round(iteration, params_hash, "evaluate")
-        parts = [decode_arrays(self.ledger.artifacts.get(d)) for _, d in used]
-        return tasks_mod.metric_from_partials(algo, parts)
+        return tasks_mod.metric_from_partials(algo, [partial for _, _, partial in used])
 
 
 def train(
@@ -403,10 +410,6 @@ def train(
     job = f"job-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     hyper = dict(hyper or {})
     ranges = plan(commitment["rows"], partitions, align=commitment["partition_rows"])
-    blas = [
-        {k: i.get(k) for k in ("internal_api", "version", "num_threads")}
-        for i in threadpoolctl.threadpool_info()
-    ]
     eng = make_engine(engine, workers=workers, scheduler=scheduler)
     spec = {
         "job": job,
@@ -420,7 +423,7 @@ def train(
         "target": target,
         "plan": ranges,
         "partitions": len(ranges),
-        "blas": {"threads_per_worker": 1, "libraries": blas},
+        "blas": {"threads_per_worker": 1, "libraries": blas.described()},
         "dataset": {
             "name": data,
             "root": commitment["root"],
@@ -444,10 +447,12 @@ def train(
     eng.start(ledger.artifacts.location)
     try:
         spec["engine"] = eng.describe()
-        with threadpoolctl.threadpool_limits(limits=1):
-            return Coordinator(ledger, eng, spec, on_iteration).run(algo, params, iterations, out)
+        with blas.pinned(1):
+            result = Coordinator(ledger, eng, spec, on_iteration).run(algo, params, iterations, out)
     finally:
         eng.close()
+    ledger.flush()  # witnesses cosign the last block while the workers shut down
+    return result
 
 
 def train_untracked(
@@ -505,7 +510,7 @@ def train_untracked(
         return [partials[p] for p in range(len(ranges))]
 
     try:
-        with threadpoolctl.threadpool_limits(limits=1):
+        with blas.pinned(1):
             rounds, done, times = 0, False, []
             while rounds < iterations and not done:
                 t0 = time.perf_counter()

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..algorithms.base import MapContext, decode_arrays, encode_arrays
 from ..algorithms.registry import get as get_algorithm
 from ..artifacts import ArtifactStore
 from ..crypto.keys import Identity
+from .blas import pinned
 from .bubble import Bubble, Signer
 from .code import training_code_hash
 from .partitions import PartitionTampered, read_partition, read_rows
@@ -49,7 +49,7 @@ _WORKER: WorkerState | None = None
 def init_worker(artifacts_root: str, blas_threads: int = 1) -> None:
     """Give this process its identity; pin BLAS threads so results are reproducible."""
     global _WORKER
-    blas = threadpool_limits(limits=blas_threads)
+    blas = pinned(blas_threads)
     name = f"worker-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
     _WORKER = WorkerState(Signer(Identity.generate(name)), ArtifactStore(artifacts_root), blas=blas)
 
@@ -91,7 +91,8 @@ def map_task(spec: dict[str, Any]) -> dict[str, Any]:
         partial = evaluate_partial(algo, params, X, y)
     else:
         partial = algo.map(params, X, y, ctx)
-    digest = w.artifacts.put(encode_arrays(partial), sync=False)  # synced with its block
+    data = encode_arrays(partial)
+    digest = w.artifacts.put(data, sync=False)  # synced with its block
     msg = bubble.send(
         "task.result",
         {**base, "rows": len(X), "seconds": round(time.perf_counter() - t0, 6)},
@@ -100,7 +101,7 @@ def map_task(spec: dict[str, Any]) -> dict[str, Any]:
         inputs=[spec["params"], spec["data"]["commit"]],
         outputs=[digest],
     )
-    return _reply(w, msg, partial=digest, seconds=time.perf_counter() - t0)
+    return _reply(w, msg, partial=digest, partial_bytes=data, seconds=time.perf_counter() - t0)
 
 
 def _reply(w: WorkerState, msg, **extra: Any) -> dict[str, Any]:
