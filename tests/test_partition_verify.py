@@ -22,11 +22,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from blake3 import blake3
 from conftest import with_value
 
 from bubblechain.data import MemoryStore, commit, verify
-from bubblechain.data._hashing import ROWS_DIGEST_PREFIX
-from bubblechain.data.artifacts import INDEX_FORMAT, INDEX_FORMAT_V1, canonical_json
+from bubblechain.data._hashing import ROWS_DIGESTS
+from bubblechain.data.artifacts import (
+    INDEX_FORMAT,
+    INDEX_FORMAT_V1,
+    INDEX_FORMAT_V2,
+    canonical_json,
+)
 from bubblechain.data.commit import commit_encoder
 from bubblechain.data.errors import DataError
 from bubblechain.training.partitions import PartitionTampered, plan, read_partition
@@ -98,16 +104,20 @@ def expected_rows(start: int = START, stop: int = STOP) -> tuple[np.ndarray, np.
     return X, t.column("y").to_numpy()
 
 
+def leaf_inputs(body: dict, k: int) -> bytes:
+    """The leaf inputs (0x00 ‖ encoded row) of committed partition k, in id order."""
+    enc = commit_encoder(body["schema"], "t")(base_table().slice(k * SIZE, SIZE).to_batches()[0])
+    rows = [enc.buf[a:b].tobytes() for a, b in itertools.pairwise(enc.offsets)]
+    assert all(li[:1] == b"\x00" for li in rows)
+    return b"".join(rows)
+
+
 def test_the_index_has_a_rows_digest_per_partition_as_specified(committed) -> None:
     _, body, store = committed
     index = json.loads(store.get(body["partitions"]))
-    assert index["format"] == INDEX_FORMAT == "bubblechain-partitions/2"
-    encode = commit_encoder(body["schema"], "t")
+    assert index["format"] == INDEX_FORMAT == "bubblechain-partitions/3"
     for k, part in enumerate(index["partitions"]):
-        enc = encode(base_table().slice(k * SIZE, SIZE).to_batches()[0])
-        leaf_inputs = [enc.buf[a:b].tobytes() for a, b in itertools.pairwise(enc.offsets)]
-        assert all(li[:1] == b"\x00" for li in leaf_inputs)
-        want = hashlib.sha256(ROWS_DIGEST_PREFIX + b"".join(leaf_inputs)).hexdigest()
+        want = blake3(b"bubblechain-rows/2\x00" + leaf_inputs(body, k)).hexdigest()
         assert part["rows_digest"] == want
 
 
@@ -309,6 +319,38 @@ def test_a_format_1_index_is_checked_leaf_by_leaf(committed) -> None:
     old = rewrite_index(body, store, as_format_1)
     np.testing.assert_array_equal(read(path, old, store)[0], expected_rows()[0])
     assert verify(path, old, store)["ok"]
+    t = with_value(base_table(), "x", 18, -0.0).filter(
+        pc.not_equal(base_table().column("id"), row_id(29))
+    )
+    expect(refused(path, t, old, store), changed=[row_id(18)], missing=[row_id(29)])
+
+
+def as_format_2(body: dict):
+    """The index as format 2 wrote it: rows digests taken with SHA-256."""
+
+    def edit(index: dict) -> None:
+        index["format"] = INDEX_FORMAT_V2
+        for k, p in enumerate(index["partitions"]):
+            p["rows_digest"] = hashlib.sha256(
+                b"bubblechain-rows/1\x00" + leaf_inputs(body, k)
+            ).hexdigest()
+
+    return edit
+
+
+def test_a_format_2_index_is_checked_with_its_sha256_digests(committed) -> None:
+    path, body, store = committed
+    assert ROWS_DIGESTS[2][0] is hashlib.sha256
+    old = rewrite_index(body, store, as_format_2(body))
+    np.testing.assert_array_equal(read(path, old, store)[0], expected_rows()[0])
+    assert verify(path, old, store)["ok"]
+
+    def wrong_digest(index: dict) -> None:
+        as_format_2(body)(index)
+        index["partitions"][3]["rows_digest"] = "00" * 32
+
+    with pytest.raises(DataError, match="inconsistent"):
+        read(path, rewrite_index(body, store, wrong_digest), store)
     t = with_value(base_table(), "x", 18, -0.0).filter(
         pc.not_equal(base_table().column("id"), row_id(29))
     )

@@ -5,10 +5,11 @@ nodes of the Merkle tree at height k, whose roots combine into the dataset
 root. The *index* (canonical JSON) lists each partition's row count, root,
 first and last id, the address of its *leaves* artifact (binary: the ids and
 the leaf hash of each row) and, from format 2 on, its *rows digest*: one
-SHA-256 over the partition's encoded rows, with which training checks a
-partition without hashing every row. Verification compares partition roots and
-fetches the leaves of a partition only when its root differs; both formats are
-checked against the committed root before use, so a tampered artifact store is
+hash over the partition's encoded rows (SHA-256 in format 2, BLAKE3 from
+format 3), with which training checks a partition without hashing every row.
+Verification compares partition roots and fetches the leaves of a partition
+only when its root differs; index and leaves are checked against the committed
+root before use, so a tampered artifact store is
 reported, not believed. Formats are specified in docs/row-encoding.md.
 """
 
@@ -25,12 +26,16 @@ import pyarrow as pa
 
 from bubblechain.merkle import EMPTY_ROOT, root, root_from_buffer
 
+from ._hashing import ROWS_DIGEST_FORMAT
 from .errors import DataError
 
-INDEX_FORMAT = "bubblechain-partitions/2"
+INDEX_FORMAT = f"bubblechain-partitions/{ROWS_DIGEST_FORMAT}"
+INDEX_FORMAT_V2 = "bubblechain-partitions/2"
+"""Format 2's rows digests are SHA-256; it is still read and checked with them."""
 INDEX_FORMAT_V1 = "bubblechain-partitions/1"
 """Format 1 has no rows digests; it is still read (its partitions are checked leaf by leaf)
 and still written when no partition has a digest, so such an index keeps its address."""
+_FORMATS = {INDEX_FORMAT: ROWS_DIGEST_FORMAT, INDEX_FORMAT_V2: 2, INDEX_FORMAT_V1: 1}
 LEAVES_MAGIC = b"BCL1"
 _ID_INT, _ID_STRING = 0, 1
 
@@ -93,8 +98,10 @@ class Partition:
     last: int | str
     leaves: str
     rows_digest: bytes | None = None
-    """SHA-256 over the partition's leaf inputs in id order (None: format 1, or a file
+    """Hash of the partition's leaf inputs in id order (None: format 1, or a file
     committed out of id order, where the rows are never together in id order)."""
+    index_format: int = ROWS_DIGEST_FORMAT
+    """The format of the index it is listed in, which says how its rows digest is hashed."""
 
     def to_json(self) -> dict:
         out = {
@@ -146,10 +153,12 @@ def load_index(commitment: dict, get: Getter) -> list[Partition]:
         raise DataError(f"partition index {address}: malformed: {exc}") from None
     where = f"partition index {address}"
     fmt = doc.get("format")
-    if fmt not in (INDEX_FORMAT, INDEX_FORMAT_V1) or size != commitment["partition_rows"]:
+    if fmt not in _FORMATS or size != commitment["partition_rows"]:
         raise DataError(f"{where}: not a {INDEX_FORMAT} index for this commitment")
     if fmt == INDEX_FORMAT_V1 and any(p.rows_digest is not None for p in parts):
         raise DataError(f"{where}: a {INDEX_FORMAT_V1} index has no rows digests")
+    for p in parts:
+        p.index_format = _FORMATS[fmt]
     if sum(p.rows for p in parts) != commitment["rows"]:
         raise DataError(f"{where}: partition rows do not add up to {commitment['rows']}")
     if any(p.rows != size for p in parts[:-1]) or (parts and not 0 < parts[-1].rows <= size):

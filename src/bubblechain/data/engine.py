@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import parallel
-from ._hashing import run_roots
+from ._hashing import ROWS_DIGEST_FORMAT, run_roots
 from .encoding import EncodedRows, canonical_ids
 from .errors import DataError
 from .sources import Source
@@ -63,6 +63,8 @@ class Run:
     root: bytes
     digest: bytes | None = None
     """Rows digest of the run (None where the rows were not hashed in id order)."""
+    digest_format: int = ROWS_DIGEST_FORMAT
+    """The index format whose rows digest hash ``digest`` was taken with."""
 
 
 def python_ids(ids: pa.Array) -> list:

@@ -9,7 +9,8 @@ file, the work therefore grows with the number of partitions plus the size of
 the partitions that changed, not with the number of rows.
 
 A partition whose rows match its root must also match its committed rows
-digest (format 2 indexes), the one-pass check training relies on: a
+digest (format 2 and 3 indexes; a format 2 digest is checked where the
+file is read for training), the one-pass check training relies on: a
 commitment whose digest disagrees with its own root is reported as
 inconsistent (DataError), so the two checks can never silently accept
 different data. The digest is checked wherever the file is read in id order
@@ -112,7 +113,11 @@ class _Diff:
         part = self.parts[run.key]
         if len(run.ids) != part.rows or run.root != part.root:
             self.partition(run.key, run)
-        elif run.digest is not None and part.rows_digest not in (None, run.digest):
+        elif (
+            run.digest is not None
+            and part.rows_digest not in (None, run.digest)
+            and part.index_format == run.digest_format  # else taken with another hash
+        ):
             raise DataError(
                 f"partition {run.key} of the commitment: its rows match its root but not its "
                 f"rows digest: the partition index is inconsistent with the committed root"
