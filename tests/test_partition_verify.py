@@ -35,7 +35,15 @@ from bubblechain.data.artifacts import (
 )
 from bubblechain.data.commit import commit_encoder
 from bubblechain.data.errors import DataError
-from bubblechain.training.partitions import PartitionTampered, plan, read_partition
+from bubblechain.training import partitions
+from bubblechain.training.partitions import (
+    PartitionTampered,
+    partition_cursor,
+    plain_cursor,
+    plan,
+    read_partition,
+    read_rows,
+)
 
 N = 64
 SIZE = 8  # rows per committed partition: several, so localisation is exercised
@@ -283,6 +291,83 @@ def test_many_changes_name_every_id(committed) -> None:
     t = t.filter(pc.not_equal(t.column("id"), row_id(24)))
     t = pa.concat_tables([t, extra_row(row_id(17) + 1)])
     expect(refused(path, t, body, store), [row_id(16), row_id(31)], [row_id(24)], [35])
+
+
+# -- a worker's read cursor: its partitions in increasing order cost one pass ----------------
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Batches of 5 rows, so that batches straddle the 8-row partitions."""
+    monkeypatch.setattr(partitions, "_BATCH_ROWS", 5)
+
+
+def counted(cursor):
+    """The cursor, and a list that grows by one for each batch decoded from the file."""
+    decoded, opened = [], cursor._open
+
+    def batches():
+        for b in opened():
+            decoded.append(b.num_rows)
+            yield b
+
+    cursor._open = batches
+    return cursor, decoded
+
+
+def test_a_cursor_reads_a_worker_s_partitions_in_one_pass(committed, small_batches) -> None:
+    path, body, store = committed
+    cursor, decoded = counted(partition_cursor(str(path), body))
+    mine = plan(N, 8, SIZE)[1::2]  # a worker's share: every other partition
+    for a, b in mine:
+        X, y = read_partition(str(path), body, store, a, b, FEATURES, "y", cursor)
+        np.testing.assert_array_equal(X, expected_rows(a, b)[0])
+        np.testing.assert_array_equal(y, expected_rows(a, b)[1])
+    assert sum(decoded) == N  # every row decoded once, not once per partition before it
+
+
+def test_a_cursor_starts_over_for_an_earlier_partition(committed, small_batches) -> None:
+    path, body, store = committed
+    cursor, decoded = counted(partition_cursor(str(path), body))
+    for a, b in [(40, 48), (8, 16), (16, 24)]:
+        X, _ = read_partition(str(path), body, store, a, b, FEATURES, "y", cursor)
+        np.testing.assert_array_equal(X, expected_rows(a, b)[0])
+    assert sum(decoded) == 50 + 20 + 5  # to row 50, again from the start, then one more batch
+
+
+def test_a_tampered_partition_read_through_a_cursor_names_its_ids(committed, small_batches) -> None:
+    path, body, store = committed
+    pq.write_table(with_value(base_table(), "x", 27, 0.125), path, row_group_size=16)
+    cursor = partition_cursor(str(path), body)
+    for a, b in plan(N, 8, SIZE):
+        if a <= 27 < b:
+            with pytest.raises(PartitionTampered) as exc:
+                read_partition(str(path), body, store, a, b, FEATURES, "y", cursor)
+            expect(exc.value, changed=[row_id(27)])
+        else:  # the partitions after it still resume and read exactly
+            X, _ = read_partition(str(path), body, store, a, b, FEATURES, "y", cursor)
+            np.testing.assert_array_equal(X, expected_rows(a, b)[0])
+
+
+def test_a_cursor_over_a_file_out_of_id_order(committed, small_batches) -> None:
+    path, body, store = committed
+    shuffled = base_table().take(np.random.default_rng(7).permutation(N))
+    pq.write_table(shuffled, path, row_group_size=16)
+    cursor = partition_cursor(str(path), body)
+    for a, b in plan(N, 4, SIZE):
+        X, y = read_partition(str(path), body, store, a, b, FEATURES, "y", cursor)
+        np.testing.assert_array_equal(X, expected_rows(a, b)[0])
+        np.testing.assert_array_equal(y, expected_rows(a, b)[1])
+
+
+def test_the_untracked_reader_resumes_the_same_way(committed, small_batches) -> None:
+    path, _, _ = committed
+    cursor, decoded = counted(plain_cursor(str(path), FEATURES, "y"))
+    for a, b in [*plan(N, 8, SIZE)[::2], (0, 8)]:
+        X, y = read_rows(str(path), a, b, FEATURES, "y", cursor)
+        np.testing.assert_array_equal(X, expected_rows(a, b)[0])
+        np.testing.assert_array_equal(y, expected_rows(a, b)[1])
+    assert sum(decoded) == 60 + 10  # one pass to row 60, then the start again
 
 
 def test_string_ids(tmp_path: Path) -> None:

@@ -37,7 +37,12 @@ from ..ledger.verify import Finding, verify_home
 from ..training import blas
 from ..training.code import training_code_hash
 from ..training.model import read_model
-from ..training.partitions import PartitionTampered, read_partition
+from ..training.partitions import (
+    PartitionTampered,
+    ReadCursor,
+    partition_cursor,
+    read_partition,
+)
 from ..training.tasks import evaluate_partial, metric_from_partials
 from ..witness.local import REPLICA_FILE
 from .jobs import JobRecord, collect_jobs
@@ -96,6 +101,7 @@ class _Auditor:
         self.candidates = 0
         self.per_worker: dict[str, dict[str, int]] = {}
         self._data_cache: dict[tuple, tuple | PartitionTampered] = {}
+        self._cursors: dict[tuple, ReadCursor] = {}
 
     def find(self, kind: str, where: str, detail: str) -> None:
         self.findings.append(Finding(kind, where, detail))
@@ -371,6 +377,9 @@ class _Auditor:
         hit = self._data_cache.get(key)
         if hit is None:
             try:
+                at = (commitment["source"], commitment["root"])
+                if at not in self._cursors:  # replays in partition order read the file once
+                    self._cursors = {at: partition_cursor(commitment["source"], commitment)}
                 hit = read_partition(
                     commitment["source"],
                     commitment,
@@ -379,6 +388,7 @@ class _Auditor:
                     stop,
                     spec["features"],
                     spec["target"],
+                    self._cursors[at],
                 )
             except PartitionTampered as e:
                 hit = e

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ from ..data.artifacts import Partition, encode_leaves, load_index
 from ..data.conform import conforming_encoder, open_for_schema
 from ..data.encoding import EncodedRows, canonical_ids, id_kind
 from ..data.engine import Run
-from ..data.sources import Source, open_source
+from ..data.sources import open_source
 from ..data.verify import _Diff
 from ..merkle import root_from_buffer
 
@@ -88,12 +89,15 @@ def read_partition(
     stop: int,
     features: Sequence[str],
     target: str | None,
+    cursor: ReadCursor | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Rows [start, stop) of `source` in id order as (X float64, y), verified first.
 
     Raises PartitionTampered, naming every differing id of the committed
     partitions that cover the range, unless their rows are exactly the committed
-    ones; DataError if the commitment's artifacts are inconsistent.
+    ones; DataError if the commitment's artifacts are inconsistent. A worker
+    passes its `ReadCursor` of the source so that reading its partitions in
+    increasing order costs one pass over the file.
     """
     if not 0 <= start <= stop <= commitment["rows"]:
         raise ValueError(f"rows [{start}, {stop}) are not within the {commitment['rows']} rows")
@@ -105,16 +109,53 @@ def read_partition(
     keys = range(start // size, (stop - 1) // size + 1)
     src, _ = open_for_schema(source, schema, _BATCH_ROWS)
     span = _Span(parts, keys, schema["id_column"], id_kind(schema))
-    rows = span.read(src, early=True)
+    rows = span.read(cursor or ReadCursor(src.batches), early=True, label=src.label)
     # A mismatch after stopping early may only mean rows stored further on (a file in
     # another order, which changes nothing): the whole file is read before refusing.
     if not _verify(rows, span, schema, store, final=rows.whole):
-        rows = span.read(src, early=False)
+        rows = span.read(ReadCursor(src.batches), early=False, label=src.label)
         _verify(rows, span, schema, store, final=True)
     table = pa.Table.from_batches([b for b, _ in rows.chunks], schema=src.schema)
     part = table.slice(start - keys[0] * size, stop - start)
     y = part.column(target).to_numpy(zero_copy_only=False) if target else None
     return _matrix(part, features), y
+
+
+class ReadCursor:
+    """Where a worker's last read of a source stopped, so that its next read resumes there.
+
+    Parquet decodes a row group from its start, so reading a partition deep in
+    a file of one large row group decodes everything before it. A worker reads
+    its partitions in increasing order; resuming makes that one pass over the
+    file in total instead of one per partition. The last batch handed out is
+    handed out again on resuming (it may hold rows of the next partition), with
+    ``state``, what its reader needs to pick up (None: start over).
+    """
+
+    def __init__(self, open_batches: Callable[[], Iterator[pa.RecordBatch]]):
+        self.lock = threading.Lock()  # held by the read using it; others read without
+        self._open = open_batches
+        self._it: Iterator[pa.RecordBatch] | None = None
+        self._held: tuple[int, pa.RecordBatch] | None = None
+        self.state: Any = None
+
+    def batches(self, resume: bool) -> Iterator[tuple[int, pa.RecordBatch]]:
+        """(row offset in the file, batch) from the last batch handed out, or from the start."""
+        if not resume or self._it is None:
+            self._it, self._held, self.state = iter(self._open()), None, None
+        if self._held is not None:
+            yield self._held
+        pos = self._held[0] + self._held[1].num_rows if self._held is not None else 0
+        for batch in self._it:
+            self._held = (pos, batch)
+            yield self._held
+            pos += batch.num_rows
+        self._it = None  # exhausted: the next read starts over
+
+    @property
+    def offset(self) -> int | None:
+        """Row offset of the batch a resumed read starts with (None: from the start)."""
+        return self._held[0] if self._it is not None and self._held is not None else None
 
 
 @dataclass
@@ -138,19 +179,25 @@ class _Span:
         # (verify.id_positions): a row added between two partitions is in the earlier.
         self.cuts = [parts[k].first for k in keys[1:]]
 
-    def read(self, src: Source, early: bool) -> _Rows:
+    def read(self, cursor: ReadCursor, early: bool, label: str = "") -> _Rows:
         """The rows with ids in [lo, hi], in id order.
 
         In a file sorted by id (checked batch by batch, as it is read), rows are
         sliced, not copied, and with ``early`` reading stops at the first id
         beyond the span: any row of the span stored further on is out of order,
         and the caller reads again in full if the rows read do not match.
-        Otherwise the rows in range are collected and sorted by id.
+        Otherwise the rows in range are collected and sorted by id. A read that
+        stopped early leaves ``cursor`` where the next span, further on, resumes:
+        every batch before it holds only ids below this span's end.
         """
         kept: list[tuple[pa.RecordBatch, pa.Array]] = []
         in_order, last, whole = True, None, True
-        for batch in src.batches():
-            ids = canonical_ids(batch.column(self.id_column), self.kind, src.label)
+        resume = cursor.state is not None and cursor.state[0] < self.lo
+        if resume:
+            last = cursor.state[1]
+        for _, batch in cursor.batches(resume):
+            before = last
+            ids = canonical_ids(batch.column(self.id_column), self.kind, label)
             if not len(ids):
                 continue
             if in_order and (ids.null_count or not _nondecreasing(ids, last)):
@@ -162,6 +209,7 @@ class _Span:
                 last = ids[len(ids) - 1].as_py()
                 if early and last >= self.hi:
                     whole = False
+                    cursor.state = (self.hi, before)
                     break
                 continue
             mask = pc.and_(
@@ -170,13 +218,15 @@ class _Span:
             )
             if pc.any(mask).as_py():  # null ids: a null mask, dropped (the row is missing)
                 kept.append((batch.filter(mask), ids.filter(mask)))
+        if whole:
+            cursor.state = None
         if not in_order and kept:
-            table = pa.Table.from_batches([b for b, _ in kept], schema=src.schema)
+            table = pa.Table.from_batches([b for b, _ in kept], schema=kept[0][0].schema)
             ids = pa.concat_arrays([i for _, i in kept])
             order = pc.sort_indices(ids)
             table, ids = table.take(order).combine_chunks(), ids.take(order)
             kept = [(batch, ids.slice(o, len(batch))) for o, batch in _batches(table)]
-        return _Rows(src.label, kept, whole)
+        return _Rows(label, kept, whole)
 
     def split(self, ids: pa.Array) -> Iterator[tuple[int, int, int]]:
         """(partition, start, stop) of each partition's rows among sorted ``ids`` of the span."""
@@ -320,22 +370,42 @@ def _matrix(table: pa.Table, features: Sequence[str]) -> np.ndarray:
 
 
 def read_rows(
-    source: str, start: int, stop: int, features: Sequence[str], target: str | None
+    source: str,
+    start: int,
+    stop: int,
+    features: Sequence[str],
+    target: str | None,
+    cursor: ReadCursor | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Rows [start, stop) in file order, unverified: the untracked baseline's reader.
 
-    Reads batch by batch and stops after the range, as `read_partition` does, and
-    builds X the same way, so the two differ only by what verification costs.
+    Reads batch by batch and stops after the range, as `read_partition` does
+    (resuming from ``cursor`` the same way), and builds X the same way, so the
+    two differ only by what verification costs. ``cursor`` must have been made
+    for the same columns: `plain_cursor`.
     """
-    cols = [*features, *([target] if target else [])]
-    src = open_source(source, batch_rows=_BATCH_ROWS)
-    kept, pos = [], 0
-    for batch in src.batches(cols):
+    if cursor is None:
+        cursor = plain_cursor(source, features, target)
+    offset = cursor.offset
+    kept = []
+    for pos, batch in cursor.batches(offset is not None and offset <= start):
         n = batch.num_rows
         if pos + n > start and pos < stop:
             kept.append(batch.slice(max(start - pos, 0), min(stop, pos + n) - max(start, pos)))
-        pos += n
-        if pos >= stop:
+        if pos + n >= stop:
             break
     t = pa.Table.from_batches(kept)
     return _matrix(t, features), (t.column(target).to_numpy() if target else None)
+
+
+def partition_cursor(source: str, commitment: dict) -> ReadCursor:
+    """A cursor over what `read_partition` reads of ``source`` for ``commitment``."""
+    src, _ = open_for_schema(source, commitment["schema"], _BATCH_ROWS)
+    return ReadCursor(src.batches)
+
+
+def plain_cursor(source: str, features: Sequence[str], target: str | None) -> ReadCursor:
+    """A cursor over the columns `read_rows` reads."""
+    cols = [*features, *([target] if target else [])]
+    src = open_source(source, batch_rows=_BATCH_ROWS)
+    return ReadCursor(lambda: src.batches(cols))

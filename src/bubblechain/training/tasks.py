@@ -26,7 +26,14 @@ from ..crypto.keys import Identity
 from .blas import pinned
 from .bubble import Bubble, Signer
 from .code import training_code_hash
-from .partitions import PartitionTampered, read_partition, read_rows
+from .partitions import (
+    PartitionTampered,
+    ReadCursor,
+    partition_cursor,
+    plain_cursor,
+    read_partition,
+    read_rows,
+)
 
 
 @dataclass
@@ -34,6 +41,7 @@ class WorkerState:
     signer: Signer
     artifacts: ArtifactStore
     cache: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+    cursors: dict[tuple, ReadCursor] = field(default_factory=dict)  # one pass per file
     blas: Any = None
     params: tuple[str, Any] | None = None  # the last params read: every task of a round uses them
 
@@ -126,15 +134,25 @@ def _partition(w: WorkerState, spec: dict[str, Any]) -> tuple[np.ndarray, np.nda
     )
     hit = w.cache.get(key)
     if hit is None:
-        hit = read_partition(
-            d["source"],
-            d["commitment"],
-            w.artifacts,
-            spec["row_start"],
-            spec["row_stop"],
-            d["features"],
-            d["target"],
-        )
+        at = (d["source"], d["root"])
+        if at not in w.cursors:
+            w.cursors = {at: partition_cursor(d["source"], d["commitment"])}
+        cursor = w.cursors[at]
+        mine = cursor.lock.acquire(blocking=False)  # a worker running tasks on threads
+        try:
+            hit = read_partition(
+                d["source"],
+                d["commitment"],
+                w.artifacts,
+                spec["row_start"],
+                spec["row_stop"],
+                d["features"],
+                d["target"],
+                cursor if mine else None,
+            )
+        finally:
+            if mine:
+                cursor.lock.release()
         w.cache[key] = hit
     return hit
 
@@ -163,6 +181,7 @@ def evaluate_partial(algo, params, X: np.ndarray, y: np.ndarray | None) -> dict[
 
 
 _PLAIN_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
+_PLAIN_CURSORS: dict[tuple, ReadCursor] = {}
 
 
 def plain_map_task(spec: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -173,8 +192,17 @@ def plain_map_task(spec: dict[str, Any]) -> dict[str, np.ndarray]:
     d = spec["data"]
     key = (d["source"], spec["row_start"], spec["row_stop"], tuple(d["features"]), d["target"])
     if key not in _PLAIN_CACHE:
+        at = (d["source"], tuple(d["features"]), d["target"])
+        if at not in _PLAIN_CURSORS:
+            _PLAIN_CURSORS.clear()
+            _PLAIN_CURSORS[at] = plain_cursor(d["source"], d["features"], d["target"])
         _PLAIN_CACHE[key] = read_rows(
-            d["source"], spec["row_start"], spec["row_stop"], d["features"], d["target"]
+            d["source"],
+            spec["row_start"],
+            spec["row_stop"],
+            d["features"],
+            d["target"],
+            _PLAIN_CURSORS[at],
         )
     X, y = _PLAIN_CACHE[key]
     algo = get_algorithm(spec["algorithm"])
