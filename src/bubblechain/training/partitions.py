@@ -117,7 +117,8 @@ def read_partition(
         _verify(rows, span, schema, store, final=True)
     table = pa.Table.from_batches([b for b, _ in rows.chunks], schema=src.schema)
     part = table.slice(start - keys[0] * size, stop - start)
-    y = part.column(target).to_numpy(zero_copy_only=False) if target else None
+    # A copy, like X: a zero-copy view could be of a memory-mapped file that changes later.
+    y = np.array(part.column(target).to_numpy(zero_copy_only=False)) if target else None
     return _matrix(part, features), y
 
 
@@ -192,9 +193,10 @@ class _Span:
         """
         kept: list[tuple[pa.RecordBatch, pa.Array]] = []
         in_order, last, whole = True, None, True
-        resume = cursor.state is not None and cursor.state[0] < self.lo
+        state, cursor.state = cursor.state, None  # a read that fails leaves it to start over
+        resume = state is not None and state[0] < self.lo
         if resume:
-            last = cursor.state[1]
+            last = state[1]
         for _, batch in cursor.batches(resume):
             before = last
             ids = canonical_ids(batch.column(self.id_column), self.kind, label)
@@ -218,8 +220,6 @@ class _Span:
             )
             if pc.any(mask).as_py():  # null ids: a null mask, dropped (the row is missing)
                 kept.append((batch.filter(mask), ids.filter(mask)))
-        if whole:
-            cursor.state = None
         if not in_order and kept:
             table = pa.Table.from_batches([b for b, _ in kept], schema=kept[0][0].schema)
             ids = pa.concat_arrays([i for _, i in kept])
@@ -395,7 +395,8 @@ def read_rows(
         if pos + n >= stop:
             break
     t = pa.Table.from_batches(kept)
-    return _matrix(t, features), (t.column(target).to_numpy() if target else None)
+    y = np.array(t.column(target).to_numpy(zero_copy_only=False)) if target else None
+    return _matrix(t, features), y
 
 
 def partition_cursor(source: str, commitment: dict) -> ReadCursor:
