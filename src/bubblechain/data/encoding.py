@@ -254,11 +254,8 @@ def _encode_array(arr: pa.Array, kind: str) -> _Piece:
     elif kind == "float":
         tag = TAG_FLOAT
         v = _filled(arr.cast(pa.float64()), 0.0, has_nulls).to_numpy(zero_copy_only=False)
-        bits = v.view(np.uint64)
-        nan = np.isnan(v)
-        if nan.any():  # only then copy: the column is read-only and usually has no NaN
-            bits = bits.copy()
-            bits[nan] = CANONICAL_NAN
+        bits = v.view(np.uint64).copy()
+        bits[np.isnan(v)] = CANONICAL_NAN
         fixed = _le_bytes(bits, "<u8")
     elif kind.startswith("decimal"):
         tag = TAG_DECIMAL
