@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import decimal
 import hashlib
+import itertools
+import json
 import re
 import struct
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
+from conftest import with_value
 
 from bubblechain.data import MemoryStore, commit
 from bubblechain.data._hashing import hash_rows
@@ -195,3 +199,60 @@ def test_feed_rows_feeds_exactly_the_encoded_rows(with_text):
     for a, b, h in fed:
         want = hashlib.sha256(enc.buf[enc.offsets[a] : enc.offsets[b]].tobytes()).digest()
         assert h.digest() == want, (a, b)
+
+
+def reference_digest() -> dict:
+    """The reference encoder and the rows digest lines of docs/row-encoding.md, as written."""
+    namespace = reference()
+    block = re.search(r"<!-- rows-digest -->\n```python\n(.*?)```", DOC.read_text(), re.S)
+    assert block, "the rows-digest block is missing from docs/row-encoding.md"
+    exec(compile(block.group(1), str(DOC), "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("id_column", ["id", "key"])
+def test_rows_digests_match_the_reference_for_every_kind_and_null(id_column: str) -> None:
+    if id_column == "id":
+        table = all_kinds_table().sort_by("id")
+    else:
+        table = pa.table(
+            {
+                "key": ["a\u0301", "b", "zz", "é"],  # NFD spelling first: sorts as NFC "á"
+                "x": pa.array([None, None, 1.0, None]),
+                "y": pa.array([None, "", None, "q"]),
+            }
+        )
+        table = table.take(pc.sort_indices(pc.utf8_normalize(table.column("key"), "NFC")))
+    ref = reference_digest()
+    store = MemoryStore()
+    body = commit(table, id_column=id_column, store=store, partition_rows=2)
+    index = json.loads(store.get(body["partitions"]))
+    rows = python_values(table)
+    assert len(index["partitions"]) == -(-len(rows) // 2)
+    for k, part in enumerate(index["partitions"]):
+        assert part["rows_digest"] == ref["rows_digest"](body["schema"], rows[2 * k : 2 * k + 2])
+
+
+def test_a_columns_digest_does_not_depend_on_how_the_rows_are_cut() -> None:
+    # Training feeds a partition batch by batch, in runs cut wherever batches end.
+    from bubblechain.data.conform import conforming_encoder
+    from bubblechain.data.digest import ColumnsDigest
+
+    n = 1000
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=n)
+    x[[3, 500]] = np.nan
+    s = pa.array([None if i % 7 == 0 else f"r{i}" * (i % 4) for i in range(n)])
+    table = pa.table({"id": np.arange(n), "x": x, "s": s, "k": pa.array(rng.integers(0, 9, n))})
+    schema = describe_schema(table.schema, "id", "test")
+    encode = conforming_encoder(schema, "test")
+    digests = []
+    for cuts in ([0, n], [0, 1, 333, 334, 999, n], [0, 500, n]):
+        d = ColumnsDigest(4)
+        for a, b in itertools.pairwise(cuts):
+            encode.feed(table.slice(a, b - a).to_batches()[0], [(0, b - a, d)])
+        digests.append(d.digest())
+    assert digests[0] == digests[1] == digests[2]
+    edited = ColumnsDigest(4)
+    encode.feed(with_value(table, "s", 10, "r1").to_batches()[0], [(0, n, edited)])
+    assert edited.digest() != digests[0]

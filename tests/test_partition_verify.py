@@ -1,8 +1,9 @@
 """A worker's partition check (`read_partition`): the tamper matrix, rows digests, old indexes.
 
-Training checks each committed partition with one SHA-256 over its encoded rows
-(the rows digest in a format 2 index) and hashes leaves only to name the ids of
-a partition that differs, or for a format 1 index. These tests tamper a real
+Training checks each committed partition with one pass over its columns (the
+rows digest in a format 4 index; formats 2 and 3 hash its encoded rows) and
+hashes leaves only to name the ids of a partition that differs, or for a format
+1 index. These tests tamper a real
 file and call `read_partition` directly: every kind of change must make it
 refuse with the exact ids, and nothing else (a NaN payload, the file's order)
 may.
@@ -26,11 +27,11 @@ from blake3 import blake3
 from conftest import with_value
 
 from bubblechain.data import MemoryStore, commit, verify
-from bubblechain.data._hashing import ROWS_DIGESTS
 from bubblechain.data.artifacts import (
     INDEX_FORMAT,
     INDEX_FORMAT_V1,
     INDEX_FORMAT_V2,
+    INDEX_FORMAT_V3,
     canonical_json,
 )
 from bubblechain.data.commit import commit_encoder
@@ -120,12 +121,30 @@ def leaf_inputs(body: dict, k: int) -> bytes:
     return b"".join(rows)
 
 
+def column_streams(t: pa.Table) -> list[bytes]:
+    """The format 4 streams of ``t``, built here from the spec's words with numpy and Python."""
+    ids = t.column("id").to_numpy()
+    x = t.column("x").to_numpy().copy()
+    x[np.isnan(x)] = np.frombuffer(struct.pack("<Q", 0x7FF8000000000000), "<f8")[0]
+    strings = [s.encode() for s in t.column("s").to_pylist()]
+    n = len(t)
+    streams = [
+        (b"\x02" * n, ids.astype("<i8").tobytes(), b""),  # id
+        (b"\x02" * n, t.column("n").to_numpy().astype("<i8").tobytes(), b""),
+        (b"\x06" * n, b"".join(struct.pack("<Q", len(s)) for s in strings), b"".join(strings)),
+        (b"\x04" * n, x.astype("<f8").tobytes(), b""),
+        (b"\x02" * n, t.column("y").to_numpy().astype("<i8").tobytes(), b""),
+    ]  # the id, then n, s, x, y: sorted by name
+    return [blake3(s).digest() for column in streams for s in column]
+
+
 def test_the_index_has_a_rows_digest_per_partition_as_specified(committed) -> None:
     _, body, store = committed
     index = json.loads(store.get(body["partitions"]))
-    assert index["format"] == INDEX_FORMAT == "bubblechain-partitions/3"
+    assert index["format"] == INDEX_FORMAT == "bubblechain-partitions/4"
     for k, part in enumerate(index["partitions"]):
-        want = blake3(b"bubblechain-rows/2\x00" + leaf_inputs(body, k)).hexdigest()
+        rows = base_table().slice(k * SIZE, SIZE)
+        want = blake3(b"bubblechain-rows/3\x00" + b"".join(column_streams(rows))).hexdigest()
         assert part["rows_digest"] == want
 
 
@@ -410,32 +429,37 @@ def test_a_format_1_index_is_checked_leaf_by_leaf(committed) -> None:
     expect(refused(path, t, old, store), changed=[row_id(18)], missing=[row_id(29)])
 
 
-def as_format_2(body: dict):
-    """The index as format 2 wrote it: rows digests taken with SHA-256."""
+def as_format(body: dict, fmt: str):
+    """The index as format 2 or 3 wrote it: rows digests of the leaf inputs."""
+    hasher, prefix = {
+        INDEX_FORMAT_V2: (hashlib.sha256, b"bubblechain-rows/1\x00"),
+        INDEX_FORMAT_V3: (blake3, b"bubblechain-rows/2\x00"),
+    }[fmt]
 
     def edit(index: dict) -> None:
-        index["format"] = INDEX_FORMAT_V2
+        index["format"] = fmt
         for k, p in enumerate(index["partitions"]):
-            p["rows_digest"] = hashlib.sha256(
-                b"bubblechain-rows/1\x00" + leaf_inputs(body, k)
-            ).hexdigest()
+            p["rows_digest"] = hasher(prefix + leaf_inputs(body, k)).hexdigest()
 
     return edit
 
 
-def test_a_format_2_index_is_checked_with_its_sha256_digests(committed) -> None:
+@pytest.mark.parametrize("fmt", [INDEX_FORMAT_V2, INDEX_FORMAT_V3])
+def test_an_older_index_is_checked_with_its_own_digests(committed, fmt: str) -> None:
     path, body, store = committed
-    assert ROWS_DIGESTS[2][0] is hashlib.sha256
-    old = rewrite_index(body, store, as_format_2(body))
+    old = rewrite_index(body, store, as_format(body, fmt))
     np.testing.assert_array_equal(read(path, old, store)[0], expected_rows()[0])
     assert verify(path, old, store)["ok"]
 
     def wrong_digest(index: dict) -> None:
-        as_format_2(body)(index)
+        as_format(body, fmt)(index)
         index["partitions"][3]["rows_digest"] = "00" * 32
 
+    bad = rewrite_index(body, store, wrong_digest)
     with pytest.raises(DataError, match="inconsistent"):
-        read(path, rewrite_index(body, store, wrong_digest), store)
+        read(path, bad, store)
+    with pytest.raises(DataError, match="inconsistent"):
+        verify(path, bad, store)
     t = with_value(base_table(), "x", 18, -0.0).filter(
         pc.not_equal(base_table().column("id"), row_id(29))
     )

@@ -26,9 +26,10 @@ ROWS_DIGESTS = {
 (docs/row-encoding.md). A prefix is never the start of a leaf input (0x00) or of a
 node (0x01), so a digest is never also a leaf or node hash."""
 
-ROWS_DIGEST_FORMAT = 3
-"""The index format new commitments get: BLAKE3 hashes a partition's rows ~2.3x faster
-than SHA-256 (even with SHA extensions), which is what a training worker's check costs."""
+ROWS_DIGEST_FORMAT = 4
+"""The index format new commitments get: its rows digest hashes a partition column by
+column (`digest.ColumnsDigest`, taken where the rows are encoded, not here), so that a
+training worker checks a partition without assembling its rows."""
 
 
 def hash_rows(buf: bytes, offsets: bytes | None, width: int) -> bytes:
@@ -40,7 +41,7 @@ def hash_rows(buf: bytes, offsets: bytes | None, width: int) -> bytes:
     return b"".join([sha(buf[a:b]).digest() for a, b in itertools.pairwise(offs)])
 
 
-def rows_digest(index_format: int = ROWS_DIGEST_FORMAT) -> Any:
+def rows_digest(index_format: int) -> Any:
     """A running rows digest: feed it the leaf inputs (0x00 ‖ row) of a partition in id order.
 
     One pass over the rows costs a fraction of hashing them one by one (no Python
@@ -59,14 +60,16 @@ def run_roots(leaves: bytes, counts: list[int]) -> list[bytes]:
     return out
 
 
-def run_digests(buf: bytes, offsets: bytes | None, width: int, counts: list[int]) -> list[bytes]:
-    """Rows digest of each consecutive run of ``counts[i]`` encoded rows of ``buf``."""
+def run_digests(
+    buf: bytes, offsets: bytes | None, width: int, counts: list[int], index_format: int
+) -> list[bytes]:
+    """Format 2 or 3 rows digest of each consecutive run of ``counts[i]`` encoded rows."""
     view = memoryview(buf)
     offs = None if width else np.frombuffer(offsets, dtype=np.int64)
     out, pos = [], 0
     for c in counts:
         a, b = (pos * width, (pos + c) * width) if width else (int(offs[pos]), int(offs[pos + c]))
-        h = rows_digest()
+        h = rows_digest(index_format)
         h.update(view[a:b])
         out.append(h.digest())
         pos += c
@@ -74,8 +77,10 @@ def run_digests(buf: bytes, offsets: bytes | None, width: int, counts: list[int]
 
 
 def hash_task(
-    buf: bytes, offsets: bytes | None, width: int, counts: list[int]
-) -> tuple[bytes, list[bytes], list[bytes]]:
-    """Leaf hashes of all rows; the root and the rows digest of each run of ``counts`` rows."""
+    buf: bytes, offsets: bytes | None, width: int, counts: list[int], index_format: int | None
+) -> tuple[bytes, list[bytes], list[bytes] | None]:
+    """Leaf hashes of all rows; the root of each run of ``counts`` rows, and its rows digest
+    if ``index_format`` hashes rows (2 or 3: checking an index of that format)."""
     leaves = hash_rows(buf, offsets, width)
-    return leaves, run_roots(leaves, counts), run_digests(buf, offsets, width, counts)
+    digests = run_digests(buf, offsets, width, counts, index_format) if index_format else None
+    return leaves, run_roots(leaves, counts), digests

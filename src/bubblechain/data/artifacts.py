@@ -30,12 +30,15 @@ from ._hashing import ROWS_DIGEST_FORMAT
 from .errors import DataError
 
 INDEX_FORMAT = f"bubblechain-partitions/{ROWS_DIGEST_FORMAT}"
+INDEX_FORMAT_V3 = "bubblechain-partitions/3"
+"""Format 3's rows digests are BLAKE3 of the leaf inputs; still read and checked with them."""
 INDEX_FORMAT_V2 = "bubblechain-partitions/2"
 """Format 2's rows digests are SHA-256; it is still read and checked with them."""
 INDEX_FORMAT_V1 = "bubblechain-partitions/1"
 """Format 1 has no rows digests; it is still read (its partitions are checked leaf by leaf)
 and still written when no partition has a digest, so such an index keeps its address."""
-_FORMATS = {INDEX_FORMAT: ROWS_DIGEST_FORMAT, INDEX_FORMAT_V2: 2, INDEX_FORMAT_V1: 1}
+_FORMATS = {INDEX_FORMAT: ROWS_DIGEST_FORMAT, INDEX_FORMAT_V3: 3, INDEX_FORMAT_V2: 2}
+_FORMATS |= {INDEX_FORMAT_V1: 1}
 LEAVES_MAGIC = b"BCL1"
 _ID_INT, _ID_STRING = 0, 1
 
@@ -117,7 +120,7 @@ class Partition:
 
 
 def encode_index(partition_rows: int, rows: int, root_hex: str, parts: list[Partition]) -> bytes:
-    """Index artifact: canonical JSON of the partition table (format 2 if it has digests)."""
+    """Index artifact: canonical JSON of the partition table (format 1 if it has no digests)."""
     digests = any(p.rows_digest is not None for p in parts)
     return canonical_json(
         {

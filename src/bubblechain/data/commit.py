@@ -4,9 +4,9 @@
 data); the partition index and leaves go to an artifact store with
 ``put(bytes) -> hex`` (``ledger.artifacts``, or ``MemoryStore``), and the body
 names the index by its address. A file read in id order also gets a rows
-digest per partition in the index (one SHA-256 over the partition's encoded
-rows, taken by the hashing workers from the buffer they hash the leaves of),
-so that training can check a partition in one pass instead of row by row.
+digest per partition in the index (BLAKE3 over the partition's columns, see
+`digest`), so that training can check a partition in one pass instead of row
+by row.
 """
 
 from __future__ import annotations
@@ -20,16 +20,8 @@ import pyarrow as pa
 from bubblechain.merkle import EMPTY_ROOT, root
 
 from .artifacts import Partition, encode_index, encode_leaves
-from .encoding import (
-    ENCODING,
-    EncodedRows,
-    canonical_ids,
-    describe_schema,
-    encode_rows,
-    id_kind,
-    schema_hash,
-    value_columns,
-)
+from .conform import ConformingEncoder
+from .encoding import ENCODING, describe_schema, id_kind, schema_hash
 from .engine import leaf_runs, scan_ids
 from .errors import DataError
 from .sources import DEFAULT_BATCH_ROWS, Source, open_source
@@ -47,20 +39,9 @@ def _check_partition_rows(n: int) -> None:
         raise ValueError(f"partition_rows must be a power of two, got {n}")
 
 
-def commit_encoder(schema: dict, label: str):
-    """Encode batches of a source whose schema is ``schema`` (no conversion needed)."""
-    id_column, kind = schema["id_column"], id_kind(schema)
-    columns = value_columns(schema)
-
-    def encode(batch: pa.RecordBatch) -> EncodedRows:
-        ids = canonical_ids(batch.column(id_column), kind, label)
-        values = [(batch.column(name), k) for name, k in columns]
-        try:
-            return encode_rows(ids, kind, values)
-        except DataError as exc:
-            raise DataError(f"{label}: {exc}") from None
-
-    return encode
+def commit_encoder(schema: dict, label: str) -> ConformingEncoder:
+    """Encode batches of a source whose schema is ``schema`` (nothing to conform)."""
+    return ConformingEncoder(schema, label)
 
 
 def commit(

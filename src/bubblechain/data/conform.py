@@ -18,14 +18,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .digest import ColumnsDigest, feed_columns
 from .encoding import (
+    EncodedColumn,
     EncodedRows,
     arrow_type,
+    assemble_rows,
     canonical_ids,
     column_kind,
     describe_schema,
     encode_pieces,
-    encode_rows,
     feed_rows,
     id_kind,
     value_columns,
@@ -103,12 +105,24 @@ class ConformingEncoder:
         self.label = label
 
     def __call__(self, batch: pa.RecordBatch) -> EncodedRows:
-        return encode_rows(*self._conform(batch))
+        return assemble_rows(*self.pieces(batch))
+
+    def pieces(self, batch: pa.RecordBatch) -> tuple[pa.Array, list[EncodedColumn]]:
+        """(canonical ids, each column encoded on its own): what rows and digests are made of."""
+        ids, kind, values, poison = self._conform(batch)
+        try:
+            return ids, encode_pieces(ids, kind, values, poison)
+        except DataError as exc:
+            raise DataError(f"{self.label}: {exc}") from None
 
     def feed(self, batch: pa.RecordBatch, runs: Sequence[tuple[int, int, Any]]) -> None:
-        """Feed each ``(start, stop, hasher)`` run its rows' leaf inputs (see `feed_rows`)."""
-        ids, kind, values, poison = self._conform(batch)
-        feed_rows(ids, encode_pieces(ids, kind, values, poison), runs)
+        """Feed each ``(start, stop, digest)`` run its rows: a `ColumnsDigest` column by
+        column, any other hasher (format 2 and 3 digests) their leaf inputs (`feed_rows`)."""
+        ids, pieces = self.pieces(batch)
+        columnar = [r for r in runs if isinstance(r[2], ColumnsDigest)]
+        feed_columns(pieces, columnar)
+        if len(columnar) < len(runs):
+            feed_rows(ids, pieces, [r for r in runs if not isinstance(r[2], ColumnsDigest)])
 
     def _conform(self, batch: pa.RecordBatch) -> tuple:
         names = set(batch.schema.names)

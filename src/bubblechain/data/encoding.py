@@ -171,7 +171,7 @@ def canonical_ids(arr: pa.Array, kind: str, label: str) -> pa.Array:
 
 
 @dataclass
-class _Piece:
+class EncodedColumn:
     """One column of a batch, encoded: a tag per row and the payload of present values."""
 
     tags: np.ndarray
@@ -180,6 +180,10 @@ class _Piece:
     var_offsets: np.ndarray | None = None
     all_present: bool = True
 
+    def present(self) -> np.ndarray:
+        """Which rows have a payload (neither null nor absent)."""
+        return (self.tags != TAG_NULL) & (self.tags != TAG_ABSENT)
+
     def lengths(self) -> np.ndarray:
         """Encoded length of each row's value: tag, then payload when present."""
         width = 0 if self.fixed is None else self.fixed.shape[1]
@@ -187,8 +191,7 @@ class _Piece:
         if self.var_offsets is not None:
             lens += np.diff(self.var_offsets)
         if not self.all_present:
-            absent = (self.tags == TAG_NULL) | (self.tags == TAG_ABSENT)
-            lens[absent] = 1
+            lens[~self.present()] = 1
         return lens
 
 
@@ -221,14 +224,14 @@ def _filled(arr: pa.Array, value: object, has_nulls: bool) -> pa.Array:
     return arr.fill_null(value) if has_nulls else arr
 
 
-def _encode_array(arr: pa.Array, kind: str) -> _Piece:
+def _encode_array(arr: pa.Array, kind: str) -> EncodedColumn:
     """Encode one column chunk; nulls get tag 0x00 and no payload."""
     n = len(arr)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     has_nulls = arr.null_count > 0
     if kind == "null" or arr.null_count == n:
-        return _Piece(np.zeros(n, np.uint8), all_present=n == 0)
+        return EncodedColumn(np.zeros(n, np.uint8), all_present=n == 0)
     valid = arr.is_valid().to_numpy(zero_copy_only=False) if has_nulls else None
     t = arr.type
     tag = TAG_NULL
@@ -305,7 +308,7 @@ def _encode_array(arr: pa.Array, kind: str) -> _Piece:
         tags = np.full(n, tag, np.uint8)
     if valid is not None:
         tags[~valid] = TAG_NULL
-    return _Piece(tags, fixed, var_data, var_offsets, all_present=valid is None)
+    return EncodedColumn(tags, fixed, var_data, var_offsets, all_present=valid is None)
 
 
 @dataclass
@@ -365,7 +368,12 @@ def encode_rows(
     TAG_ABSENT (verification uses it for values that do not convert back to the
     committed type). The id array must already be canonical (see canonical_ids).
     """
-    return _assemble(ids, encode_pieces(ids, kind_of_id, values, poison), len(ids))
+    return assemble_rows(ids, encode_pieces(ids, kind_of_id, values, poison))
+
+
+def assemble_rows(ids: pa.Array, pieces: list[EncodedColumn]) -> EncodedRows:
+    """The leaf inputs of rows whose columns `encode_pieces` encoded."""
+    return _assemble(ids, pieces, len(ids))
 
 
 def encode_pieces(
@@ -373,13 +381,13 @@ def encode_pieces(
     kind_of_id: str,
     values: Sequence[tuple[pa.Array | None, str]],
     poison: Sequence[np.ndarray | None] | None = None,
-) -> list[_Piece]:
+) -> list[EncodedColumn]:
     """Each column of the rows encoded on its own (see `encode_rows`), not yet assembled."""
     n = len(ids)
     pieces = [_encode_array(ids, kind_of_id)]
     for j, (arr, kind) in enumerate(values):
         if arr is None:
-            pieces.append(_Piece(np.full(n, TAG_ABSENT, np.uint8), all_present=n == 0))
+            pieces.append(EncodedColumn(np.full(n, TAG_ABSENT, np.uint8), all_present=n == 0))
             continue
         bad = poison[j] if poison is not None else None
         if bad is not None and bad.any():
@@ -393,7 +401,9 @@ def encode_pieces(
     return pieces
 
 
-def feed_rows(ids: pa.Array, pieces: list[_Piece], runs: Sequence[tuple[int, int, Any]]) -> None:
+def feed_rows(
+    ids: pa.Array, pieces: list[EncodedColumn], runs: Sequence[tuple[int, int, Any]]
+) -> None:
     """Feed each ``(start, stop, hasher)`` run the leaf inputs of rows start..stop, in order.
 
     Fixed-width rows are assembled a cache-sized block at a time into one reused
@@ -430,12 +440,12 @@ def _payload_field(w: int) -> str:
     return {1: "u1", 8: "<u8"}.get(w, f"V{w}")
 
 
-def _is_fixed(pieces: list[_Piece]) -> bool:
+def _is_fixed(pieces: list[EncodedColumn]) -> bool:
     return all(p.all_present and p.var_data is None for p in pieces)
 
 
 def _fixed_layout(
-    pieces: list[_Piece], n: int, rows: int
+    pieces: list[EncodedColumn], n: int, rows: int
 ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray | int]]]:
     """A packed record array of ``rows`` rows, and (field, source) pairs that fill it.
 
@@ -457,7 +467,7 @@ def _fixed_layout(
     return out, [(out[name], values) for name, values in sources]
 
 
-def _assemble_fixed(ids: pa.Array, pieces: list[_Piece], n: int) -> EncodedRows:
+def _assemble_fixed(ids: pa.Array, pieces: list[EncodedColumn], n: int) -> EncodedRows:
     """Every row has the same length: fill a packed record array, block by block."""
     out, targets = _fixed_layout(pieces, n, n)
     for a in range(0, n, _BLOCK_ROWS):
@@ -469,7 +479,7 @@ def _assemble_fixed(ids: pa.Array, pieces: list[_Piece], n: int) -> EncodedRows:
     return EncodedRows(ids, buf, np.arange(n + 1, dtype=np.int64) * width, width)
 
 
-def _assemble(ids: pa.Array, pieces: list[_Piece], n: int) -> EncodedRows:
+def _assemble(ids: pa.Array, pieces: list[EncodedColumn], n: int) -> EncodedRows:
     if _is_fixed(pieces):
         return _assemble_fixed(ids, pieces, n)
 
@@ -484,7 +494,7 @@ def _assemble(ids: pa.Array, pieces: list[_Piece], n: int) -> EncodedRows:
     for p, lens in zip(pieces, lengths, strict=True):
         buf[pos] = p.tags
         if p.fixed is not None:
-            present = None if p.all_present else (p.tags != TAG_NULL) & (p.tags != TAG_ABSENT)
+            present = None if p.all_present else p.present()
             at = pos + 1 if present is None else pos[present] + 1
             fixed = p.fixed if present is None else p.fixed[present]
             for k in range(fixed.shape[1]):

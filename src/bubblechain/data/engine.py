@@ -14,10 +14,11 @@ null ids, finds duplicates and tells whether the file is already in id order
 Runs are consecutive rows with the same key (commit: the fixed-size partition
 of a position; verify: the committed partition whose id range holds the id),
 and each comes back with its leaf hashes and their RFC 9162 root, and (in
-order only) the rows digest of its encoded rows: one more SHA-256 pass over the
-bytes already in the hashing worker, which training later checks a partition
-with instead of hashing every row (docs/row-encoding.md). Out of order, a
-run's rows never sit together in id order, so it has no rows digest.
+order only) its rows digest, which training later checks a partition with
+instead of hashing every row (docs/row-encoding.md): a format 4 digest is
+taken here from the encoded columns, a format 2 or 3 one (checking an older
+index) by the hashing worker from the rows it hashes. Out of order, a run's
+rows never sit together in id order, so it has no rows digest.
 """
 
 from __future__ import annotations
@@ -31,14 +32,15 @@ import pyarrow.compute as pc
 
 from . import parallel
 from ._hashing import ROWS_DIGEST_FORMAT, run_roots
-from .encoding import EncodedRows, canonical_ids
+from .conform import ConformingEncoder
+from .digest import ColumnsDigest
+from .encoding import EncodedRows, assemble_rows, canonical_ids
 from .errors import DataError
 from .sources import Source
 
 TASK_ROWS = 1 << 15
 """Rows per hashing task: big enough to amortise the transfer, small enough to balance."""
 
-Encoder = Callable[[pa.RecordBatch], EncodedRows]
 KeyFn = Callable[[pa.Array, int], np.ndarray]
 
 
@@ -63,8 +65,8 @@ class Run:
     root: bytes
     digest: bytes | None = None
     """Rows digest of the run (None where the rows were not hashed in id order)."""
-    digest_format: int = ROWS_DIGEST_FORMAT
-    """The index format whose rows digest hash ``digest`` was taken with."""
+    digest_format: int | None = ROWS_DIGEST_FORMAT
+    """The index format whose rows digest ``digest`` is (see `leaf_runs`)."""
 
 
 def python_ids(ids: pa.Array) -> list:
@@ -132,15 +134,17 @@ def _scan(source: Source, id_column: str, kind: str, keep: list | None) -> tuple
 
 def leaf_runs(
     source: Source,
-    encode: Encoder,
+    encode: ConformingEncoder,
     scan: IdScan,
     key_of: KeyFn,
     workers: int | None = None,
+    digest_format: int | None = ROWS_DIGEST_FORMAT,
 ) -> Iterator[Run]:
-    """Second pass: yield every run of rows in id order with its leaf hashes and root."""
+    """Second pass: yield every run of rows in id order with its leaf hashes and root, and
+    (in order) its rows digest as index format ``digest_format`` takes it (None: none)."""
     pipe = parallel.Pipeline(workers, scan.rows)
     if scan.in_order:
-        yield from _runs_in_order(source, encode, key_of, pipe)
+        yield from _runs_in_order(source, encode, key_of, pipe, digest_format)
     else:
         yield from _runs_out_of_order(source, encode, scan, key_of, pipe)
 
@@ -165,7 +169,10 @@ def _check_order(ids: pa.Array, last: object, label: str) -> object:
     return ids[len(ids) - 1].as_py()
 
 
-def _runs_in_order(source, encode, key_of, pipe: parallel.Pipeline) -> Iterator[Run]:
+def _runs_in_order(source, encode, key_of, pipe: parallel.Pipeline, fmt: int | None):
+    columnar = fmt == ROWS_DIGEST_FORMAT  # taken here, from the columns; older ones by workers
+    digests: dict[int, ColumnsDigest] = {}
+
     def tasks():
         group: list[tuple[int, EncodedRows]] = []  # finished runs waiting for a task
         group_rows = 0
@@ -175,17 +182,23 @@ def _runs_in_order(source, encode, key_of, pipe: parallel.Pipeline) -> Iterator[
 
         def task(runs):
             rows = EncodedRows.concat([r for _, r in runs])
-            meta = [(k, r.ids) for k, r in runs]
-            fn, args = pipe.hash_rows(rows.buf, rows.offsets, rows.width, [len(r) for _, r in runs])
+            meta = [(k, r.ids, digests.pop(k).digest() if columnar else None) for k, r in runs]
+            counts = [len(r) for _, r in runs]
+            fn, args = pipe.hash_rows(
+                rows.buf, rows.offsets, rows.width, counts, None if columnar else fmt
+            )
             return meta, fn, args
 
         last = None
         for batch in source.batches():
-            enc = encode(batch)
+            ids, pieces = encode.pieces(batch)
+            enc = assemble_rows(ids, pieces)
             last = _check_order(enc.ids, last, source.label)
             keys = key_of(enc.ids, position)
             position += len(enc)
             for key, a, b in _split(enc.ids, keys):
+                if columnar:
+                    digests.setdefault(key, ColumnsDigest(len(pieces))).feed(pieces, a, b)
                 if current_key is not None and key != current_key:
                     run = EncodedRows.concat(current)
                     group.append((current_key, run))
@@ -201,11 +214,13 @@ def _runs_in_order(source, encode, key_of, pipe: parallel.Pipeline) -> Iterator[
         if group:
             yield task(group)
 
-    for meta, (leaves, roots, digests) in pipe.results(tasks()):
+    for meta, (leaves, roots, hashed) in pipe.results(tasks()):
         pos = 0
-        for (key, ids), root, digest in zip(meta, roots, digests, strict=True):
+        for i, ((key, ids, digest), root) in enumerate(zip(meta, roots, strict=True)):
             n = len(ids)
-            yield Run(key, ids, leaves[pos * 32 : (pos + n) * 32], root, digest)
+            if hashed is not None:
+                digest = hashed[i]
+            yield Run(key, ids, leaves[pos * 32 : (pos + n) * 32], root, digest, fmt)
             pos += n
 
 

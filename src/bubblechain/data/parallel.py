@@ -72,11 +72,11 @@ def executor(workers: int | None, rows: int) -> tuple[Executor, int]:
 
 
 def hash_slot(
-    slot: int, size: int, offsets: bytes | None, width: int, counts: list[int]
-) -> tuple[bytes, list[bytes], list[bytes]]:
+    slot: int, size: int, offsets: bytes | None, width: int, counts: list[int], fmt: int | None
+) -> tuple[bytes, list[bytes], list[bytes] | None]:
     """Worker side of a ring task: the rows are in ``slot`` of the inherited mapping."""
     start = slot * SLOT_BYTES
-    return hash_task(_ring[start : start + size], offsets, width, counts)
+    return hash_task(_ring[start : start + size], offsets, width, counts, fmt)
 
 
 class Pipeline:
@@ -88,9 +88,15 @@ class Pipeline:
         self.count = 0
 
     def hash_rows(
-        self, buf: np.ndarray, offsets: np.ndarray, width: int, counts: list[int]
+        self,
+        buf: np.ndarray,
+        offsets: np.ndarray,
+        width: int,
+        counts: list[int],
+        digest_format: int | None = None,
     ) -> tuple[Callable, tuple]:
-        """(function, arguments) of a task hashing rows, and the roots and rows digests of runs."""
+        """(function, arguments) of a task hashing rows, and the roots of runs (and their
+        rows digests, for a ``digest_format`` that hashes rows: see `hash_task`)."""
         offs = None if width else offsets.tobytes()
         size = buf.nbytes
         if self.ring is not None and size <= SLOT_BYTES:
@@ -98,8 +104,8 @@ class Pipeline:
             self.count += 1
             start = slot * SLOT_BYTES
             self.ring[start : start + size] = memoryview(np.ascontiguousarray(buf))
-            return hash_slot, (slot, size, offs, width, counts)
-        return hash_task, (buf.tobytes(), offs, width, counts)
+            return hash_slot, (slot, size, offs, width, counts, digest_format)
+        return hash_task, (buf.tobytes(), offs, width, counts, digest_format)
 
     def results(self, tasks: Iterable[tuple[Any, Callable, tuple]]) -> Iterator[tuple[Any, Any]]:
         """Run ``(meta, fn, args)`` tasks, yielding (meta, result) in order."""

@@ -9,8 +9,8 @@ file, the work therefore grows with the number of partitions plus the size of
 the partitions that changed, not with the number of rows.
 
 A partition whose rows match its root must also match its committed rows
-digest (format 2 and 3 indexes; a format 2 digest is checked where the
-file is read for training), the one-pass check training relies on: a
+digest (index formats 2 to 4, each digest taken as its format says), the
+one-pass check training relies on: a
 commitment whose digest disagrees with its own root is reported as
 inconsistent (DataError), so the two checks can never silently accept
 different data. The digest is checked wherever the file is read in id order
@@ -76,7 +76,9 @@ def verify(
     diff = _Diff(parts, store)
     expected = 0
     encode = conforming_encoder(schema, source.label)
-    runs = leaf_runs(source, encode, scan, lambda ids, _: id_positions(firsts, ids), workers)
+    fmt = parts[0].index_format if parts else 1
+    key_of = lambda ids, _: id_positions(firsts, ids)  # noqa: E731
+    runs = leaf_runs(source, encode, scan, key_of, workers, fmt if fmt >= 2 else None)
     for run in runs:
         for empty in range(expected, run.key):
             diff.partition(empty, None)

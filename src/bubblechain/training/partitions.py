@@ -8,13 +8,14 @@ puts each in the committed partition whose id span holds it (as `data verify`
 does), and refuses to compute unless every partition's rows are exactly the
 committed ones, naming the changed, missing and added row ids.
 
-The check costs one BLAKE3 pass over the partition's encoded rows: the
-partition index (format 3) records each partition's *rows digest*, the hash of
-its leaf inputs in id order (SHA-256 in a format 2 index), which is as strong
-as comparing every leaf (docs/row-encoding.md, "Rows digest"). Leaves are
-hashed one by one (~1 µs of Python per row, ten times the cost of the digest)
-only where they are needed: to name the differing ids of a partition that does
-not match, and for a format 1 index, which has no digests.
+The check costs one BLAKE3 pass over the partition's columns: the partition
+index (format 4) records each partition's *rows digest*, a hash of its values
+column by column in id order (formats 2 and 3 hashed its leaf inputs, which
+must first be assembled into rows), which is as strong as comparing every leaf
+(docs/row-encoding.md, "Rows digest"). Leaves are hashed one by one (~1 µs of
+Python per row, ten times the cost of the digest) only where they are needed:
+to name the differing ids of a partition that does not match, and for a format
+1 index, which has no digests.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..data._hashing import hash_rows, rows_digest
+from ..data._hashing import ROWS_DIGEST_FORMAT, hash_rows, rows_digest
 from ..data.artifacts import Partition, encode_leaves, load_index
 from ..data.conform import conforming_encoder, open_for_schema
-from ..data.encoding import EncodedRows, canonical_ids, id_kind
+from ..data.digest import ColumnsDigest
+from ..data.encoding import EncodedRows, canonical_ids, id_kind, value_columns
 from ..data.engine import Run
 from ..data.sources import open_source
 from ..data.verify import _Diff
@@ -266,7 +268,7 @@ def _below(ids: pa.Array, value: object, inclusive: bool = False) -> int:
 def _verify(rows: _Rows, span: _Span, schema: dict, store: Any, final: bool) -> bool:
     """Check the rows of each partition of the span against the commitment.
 
-    One pass encodes the rows and feeds each partition's rows digest. A format 1
+    One pass encodes the columns and feeds each partition's rows digest. A format 1
     partition (no digest) is checked as before format 2: its leaves hashed, and
     one SHA-256 over its ids and leaves compared with its committed leaves
     artifact's address. Returns False on a mismatch if not ``final``; when final,
@@ -274,8 +276,12 @@ def _verify(rows: _Rows, span: _Span, schema: dict, store: Any, final: bool) -> 
     committed root, through `_Diff`) and raises PartitionTampered.
     """
     encode = conforming_encoder(schema, rows.label)
+    columns = len(value_columns(schema)) + 1
     digests = {  # (a format 1 partition's is taken but never compared)
-        k: rows_digest(max(span.parts[k].index_format, 2)) for k in span.keys
+        k: ColumnsDigest(columns)
+        if span.parts[k].index_format == ROWS_DIGEST_FORMAT
+        else rows_digest(max(span.parts[k].index_format, 2))
+        for k in span.keys
     }
     counts = dict.fromkeys(span.keys, 0)
     legacy: dict[int, list[EncodedRows]] = {
