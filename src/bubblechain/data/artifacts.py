@@ -5,8 +5,9 @@ nodes of the Merkle tree at height k, whose roots combine into the dataset
 root. The *index* (canonical JSON) lists each partition's row count, root,
 first and last id, the address of its *leaves* artifact (binary: the ids and
 the leaf hash of each row) and, from format 2 on, its *rows digest*: one
-hash over the partition's encoded rows (SHA-256 in format 2, BLAKE3 from
-format 3), with which training checks a partition without hashing every row.
+hash over the partition's encoded rows (SHA-256 in format 2, BLAKE3 in format
+3) or, from format 4, over its encoded columns (`digest`), with which training
+checks a partition without hashing every row.
 Verification compares partition roots and fetches the leaves of a partition
 only when its root differs; index and leaves are checked against the committed
 root before use, so a tampered artifact store is
