@@ -107,19 +107,24 @@ class ConformingEncoder:
     def __call__(self, batch: pa.RecordBatch) -> EncodedRows:
         return assemble_rows(*self.pieces(batch))
 
-    def pieces(self, batch: pa.RecordBatch) -> tuple[pa.Array, list[EncodedColumn]]:
-        """(canonical ids, each column encoded on its own): what rows and digests are made of."""
+    def pieces(
+        self, batch: pa.RecordBatch, copy: bool = True
+    ) -> tuple[pa.Array, list[EncodedColumn]]:
+        """(canonical ids, each column encoded on its own): what rows and digests are made of.
+
+        ``copy=False`` when the columns are only hashed (see `encode_pieces`).
+        """
         ids, kind, values, poison = self._conform(batch)
         try:
-            return ids, encode_pieces(ids, kind, values, poison)
+            return ids, encode_pieces(ids, kind, values, poison, copy)
         except DataError as exc:
             raise DataError(f"{self.label}: {exc}") from None
 
     def feed(self, batch: pa.RecordBatch, runs: Sequence[tuple[int, int, Any]]) -> None:
         """Feed each ``(start, stop, digest)`` run its rows: a `ColumnsDigest` column by
         column, any other hasher (format 2 and 3 digests) their leaf inputs (`feed_rows`)."""
-        ids, pieces = self.pieces(batch)
         columnar = [r for r in runs if isinstance(r[2], ColumnsDigest)]
+        ids, pieces = self.pieces(batch, copy=len(columnar) < len(runs))
         feed_columns(pieces, columnar)
         if len(columnar) < len(runs):
             feed_rows(ids, pieces, [r for r in runs if not isinstance(r[2], ColumnsDigest)])

@@ -224,8 +224,14 @@ def _filled(arr: pa.Array, value: object, has_nulls: bool) -> pa.Array:
     return arr.fill_null(value) if has_nulls else arr
 
 
-def _encode_array(arr: pa.Array, kind: str) -> EncodedColumn:
-    """Encode one column chunk; nulls get tag 0x00 and no payload."""
+def _encode_array(arr: pa.Array, kind: str, copy: bool = True) -> EncodedColumn:
+    """Encode one column chunk; nulls get tag 0x00 and no payload.
+
+    ``copy=False`` leaves a float column without NaN in the memory Arrow decoded it
+    to, which saves a fresh worker ~20 ms of page faults per 500,000 rows × 20
+    columns when it only hashes the columns; assembling rows (commit) measured
+    faster from a copy.
+    """
     n = len(arr)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
@@ -257,8 +263,11 @@ def _encode_array(arr: pa.Array, kind: str) -> EncodedColumn:
     elif kind == "float":
         tag = TAG_FLOAT
         v = _filled(arr.cast(pa.float64()), 0.0, has_nulls).to_numpy(zero_copy_only=False)
-        bits = v.view(np.uint64).copy()
-        bits[np.isnan(v)] = CANONICAL_NAN
+        nan = np.isnan(v)
+        bits = v.view(np.uint64)
+        if copy or nan.any():
+            bits = bits.copy()
+            bits[nan] = CANONICAL_NAN
         fixed = _le_bytes(bits, "<u8")
     elif kind.startswith("decimal"):
         tag = TAG_DECIMAL
@@ -381,10 +390,14 @@ def encode_pieces(
     kind_of_id: str,
     values: Sequence[tuple[pa.Array | None, str]],
     poison: Sequence[np.ndarray | None] | None = None,
+    copy: bool = True,
 ) -> list[EncodedColumn]:
-    """Each column of the rows encoded on its own (see `encode_rows`), not yet assembled."""
+    """Each column of the rows encoded on its own (see `encode_rows`), not yet assembled.
+
+    ``copy=False``: only to be read (hashed), so values may stay where Arrow has them.
+    """
     n = len(ids)
-    pieces = [_encode_array(ids, kind_of_id)]
+    pieces = [_encode_array(ids, kind_of_id, copy)]
     for j, (arr, kind) in enumerate(values):
         if arr is None:
             pieces.append(EncodedColumn(np.full(n, TAG_ABSENT, np.uint8), all_present=n == 0))
@@ -392,11 +405,11 @@ def encode_pieces(
         bad = poison[j] if poison is not None else None
         if bad is not None and bad.any():
             arr = pc.if_else(pa.array(bad), pa.nulls(n, arr.type), arr)
-            piece = _encode_array(arr, kind)
+            piece = _encode_array(arr, kind, copy)
             piece.tags[bad] = TAG_ABSENT
             piece.all_present = False
         else:
-            piece = _encode_array(arr, kind)
+            piece = _encode_array(arr, kind, copy)
         pieces.append(piece)
     return pieces
 
