@@ -10,6 +10,7 @@ new params hash naming the results it reduced, then an evaluation round, then
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -169,11 +170,20 @@ class Coordinator:
             done.append(nxt)
 
     # -- one round of map tasks -------------------------------------------------------------
-    def map_round(self, iteration: int, params_hash: str, phase: str) -> list[tuple[str, str, Any]]:
+    def map_round(
+        self,
+        iteration: int,
+        params_hash: str,
+        phase: str,
+        then: Callable[[], Any] | None = None,
+    ) -> list[tuple[str, str, Any]]:
         """Run every partition once; return (message id, partial hash, partial) in partition order.
 
         The partial comes with the reply, checked against its hash (the worker also
         stored it as an artifact for auditors), so the coordinator reads no files.
+        ``then`` runs once the tasks are launched and before any reply is taken: the
+        previous round's state.update, recorded while the workers compute (and
+        before any result that builds on it, as state continuity requires).
         """
         s = self.spec
         results: dict[int, tuple[str, str, Any]] = {}
@@ -202,6 +212,8 @@ class Coordinator:
 
         for p in attempts:
             launch(p)
+        if then is not None:
+            then()
         while len(results) < len(attempts):
             for h in self.engine.as_completed(list(handles)):
                 p = handles.pop(h)
@@ -316,17 +328,19 @@ class Coordinator:
         history = []
         iteration = 0
         done = False
+        record = None  # the last round's state.update, sent once the next round is running
         while iteration < max_iterations and not done:
             t0 = time.perf_counter()
             # The hash of the params this process holds now: if they changed since the
             # ledger recorded them, the first task result breaks the state chain.
             h = store.put(encode_arrays(params), sync=False)
-            used = self.map_round(iteration, h, "map")
+            used = self.map_round(iteration, h, "map", then=record)
             upd = algo.update(params, algo.reduce([partial for _, _, partial in used]))
             params, done = upd.params, upd.done
             new_h = store.put(encode_arrays(params), sync=False)
             metrics = {k: float(v) for k, v in upd.metrics.items()}
-            self.bubble_send(
+            record = functools.partial(
+                self.bubble_send,
                 "state.update",
                 {
                     "iteration": iteration,
@@ -346,7 +360,7 @@ class Coordinator:
             self.on_iteration(info)
             iteration += 1
         h = store.put(encode_arrays(params), sync=False)
-        metric, value = self.evaluate(algo, h, iteration)
+        metric, value = self.evaluate(algo, h, iteration, then=record)
         meta = {
             "algorithm": s["algorithm"],
             "features": s["features"],
@@ -377,8 +391,10 @@ class Coordinator:
             s["job"], str(out), model_hash, metric, value, iteration, self.retries, history
         )
 
-    def evaluate(self, algo, params_hash: str, iteration: int) -> tuple[str, float]:
-        used = self.map_round(iteration, params_hash, "evaluate")
+    def evaluate(
+        self, algo, params_hash: str, iteration: int, then: Callable[[], Any] | None = None
+    ) -> tuple[str, float]:
+        used = self.map_round(iteration, params_hash, "evaluate", then)
         return tasks_mod.metric_from_partials(algo, [partial for _, _, partial in used])
 
 
