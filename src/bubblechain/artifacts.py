@@ -8,6 +8,7 @@ their SHA-256, so a store never needs to be trusted: every read is checked.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class ArtifactStore:
     def __init__(self, location: str | Path):
         self.location = str(location)
         self._fs = None
+        self._dirs: set[str] = set()  # fan-out directories known to exist
         if "://" in self.location and not self.location.startswith("file://"):
             import fsspec
 
@@ -56,10 +58,13 @@ class ArtifactStore:
                 self._fs.makedirs(key.rsplit("/", 1)[0], exist_ok=True)  # no-op on object stores
                 self._fs.pipe_file(key, data)  # one object write: whole or absent
             return digest
-        p = self.path(digest)
-        if not p.exists():
-            p.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(p, data, mode=0o444, sync=sync)
+        path = os.path.join(self.location.removeprefix("file://"), digest[:2], digest[2:])
+        if not os.path.exists(path):
+            directory = os.path.dirname(path)
+            if directory not in self._dirs:
+                os.makedirs(directory, exist_ok=True)
+                self._dirs.add(directory)
+            write_atomic(path, data, mode=0o444, sync=sync)
         return digest
 
     def sync(self, digests: Iterable[str]) -> None:
