@@ -172,22 +172,49 @@ def canonical_ids(arr: pa.Array, kind: str, label: str) -> pa.Array:
 
 @dataclass
 class EncodedColumn:
-    """One column of a batch, encoded: a tag per row and the payload of present values."""
+    """One column of a batch, encoded: a tag per row and the payload of present values.
 
-    tags: np.ndarray
+    When every row has the same tag (a typed column without nulls, the usual
+    case) only that tag is kept, as ``uniform``: digests hash the run without
+    writing it out (`digest.ColumnsDigest`) and rows are assembled from the
+    scalar; ``tags`` makes the array on first use.
+    """
+
+    rows: int
+    uniform: int | None = None
     fixed: np.ndarray | None = None
     var_data: np.ndarray | None = None
     var_offsets: np.ndarray | None = None
     all_present: bool = True
+    _tags: np.ndarray | None = None
+
+    @classmethod
+    def of_tags(cls, tags: np.ndarray, **kw: Any) -> EncodedColumn:
+        """A column whose rows' tags may differ."""
+        return cls(len(tags), None, _tags=tags, **kw)
+
+    @property
+    def tags(self) -> np.ndarray:
+        """One tag per row."""
+        if self._tags is None:
+            self._tags = np.full(self.rows, self.uniform, np.uint8)
+        return self._tags
+
+    def set_tags(self, rows: np.ndarray, tag: int) -> None:
+        """Give ``rows`` (a mask or indices) the tag ``tag``: the tags may no longer be uniform."""
+        self.tags[rows] = tag
+        self.uniform = None
 
     def present(self) -> np.ndarray:
         """Which rows have a payload (neither null nor absent)."""
+        if self.uniform is not None:
+            return np.full(self.rows, self.uniform not in (TAG_NULL, TAG_ABSENT))
         return (self.tags != TAG_NULL) & (self.tags != TAG_ABSENT)
 
     def lengths(self) -> np.ndarray:
         """Encoded length of each row's value: tag, then payload when present."""
         width = 0 if self.fixed is None else self.fixed.shape[1]
-        lens = np.full(len(self.tags), 1 + width, dtype=np.int64)
+        lens = np.full(self.rows, 1 + width, dtype=np.int64)
         if self.var_offsets is not None:
             lens += np.diff(self.var_offsets)
         if not self.all_present:
@@ -237,7 +264,7 @@ def _encode_array(arr: pa.Array, kind: str, copy: bool = True) -> EncodedColumn:
         arr = arr.dictionary_decode()
     has_nulls = arr.null_count > 0
     if kind == "null" or arr.null_count == n:
-        return EncodedColumn(np.zeros(n, np.uint8), all_present=n == 0)
+        return EncodedColumn(n, TAG_NULL, all_present=n == 0)
     valid = arr.is_valid().to_numpy(zero_copy_only=False) if has_nulls else None
     t = arr.type
     tag = TAG_NULL
@@ -313,11 +340,15 @@ def _encode_array(arr: pa.Array, kind: str, copy: bool = True) -> EncodedColumn:
         fixed = _le_bytes(v * (1_000_000_000 // _PER_SECOND[t.unit]), "<i8")
     else:  # pragma: no cover - column_kind rejects everything else first
         raise DataError(f"kind {kind} is not supported")
-    if tags is None:
-        tags = np.full(n, tag, np.uint8)
+    col = (
+        EncodedColumn(n, tag, fixed, var_data, var_offsets)
+        if tags is None
+        else EncodedColumn.of_tags(tags, fixed=fixed, var_data=var_data, var_offsets=var_offsets)
+    )
     if valid is not None:
-        tags[~valid] = TAG_NULL
-    return EncodedColumn(tags, fixed, var_data, var_offsets, all_present=valid is None)
+        col.set_tags(~valid, TAG_NULL)
+        col.all_present = False
+    return col
 
 
 @dataclass
@@ -400,13 +431,13 @@ def encode_pieces(
     pieces = [_encode_array(ids, kind_of_id, copy)]
     for j, (arr, kind) in enumerate(values):
         if arr is None:
-            pieces.append(EncodedColumn(np.full(n, TAG_ABSENT, np.uint8), all_present=n == 0))
+            pieces.append(EncodedColumn(n, TAG_ABSENT, all_present=n == 0))
             continue
         bad = poison[j] if poison is not None else None
         if bad is not None and bad.any():
             arr = pc.if_else(pa.array(bad), pa.nulls(n, arr.type), arr)
             piece = _encode_array(arr, kind, copy)
-            piece.tags[bad] = TAG_ABSENT
+            piece.set_tags(bad, TAG_ABSENT)
             piece.all_present = False
         else:
             piece = _encode_array(arr, kind, copy)
@@ -468,8 +499,7 @@ def _fixed_layout(
     sources: list[tuple[str, np.ndarray | int]] = []
     for j, p in enumerate(pieces):
         fields.append((f"t{j}", "u1"))
-        constant = n and p.tags[0] == p.tags[-1] and not (p.tags != p.tags[0]).any()
-        sources.append((f"t{j}", int(p.tags[0]) if constant else p.tags))
+        sources.append((f"t{j}", p.uniform if p.uniform is not None else p.tags))
         if p.fixed is not None:
             w = p.fixed.shape[1]
             kind = _payload_field(w)
@@ -505,7 +535,7 @@ def _assemble(ids: pa.Array, pieces: list[EncodedColumn], n: int) -> EncodedRows
     buf[starts + 1] = VERSION
     pos = starts + 2
     for p, lens in zip(pieces, lengths, strict=True):
-        buf[pos] = p.tags
+        buf[pos] = p.uniform if p.uniform is not None else p.tags
         if p.fixed is not None:
             present = None if p.all_present else p.present()
             at = pos + 1 if present is None else pos[present] + 1
