@@ -225,3 +225,24 @@ def test_with_the_ledger_artifact_store(tmp_path: Path, expected_root: str) -> N
     assert verify(path, body, store)["ok"]
     pq.write_table(table().slice(1), path)
     assert verify(path, body, store)["missing"] == [0]
+
+
+def test_row_counts_come_from_metadata_where_a_format_has_it(tmp_path: Path) -> None:
+    # Training reads a partition in place only when the file holds the committed rows.
+    from bubblechain.data.sources import open_source
+
+    pq.write_table(table(), tmp_path / "t.parquet", row_group_size=7)
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    pq.write_table(table().slice(0, 20), folder / "a.parquet")
+    pq.write_table(table().slice(20), folder / "b.parquet")
+    feather.write_feather(table(), tmp_path / "t.feather", chunksize=9)
+    table().to_pandas().to_csv(tmp_path / "t.csv", index=False)
+    stream = tmp_path / "t.arrows"
+    with pa.OSFile(str(stream), "wb") as sink, pa.ipc.new_stream(sink, table().schema) as w:
+        w.write_table(table())
+    for name in ("t.parquet", "ds", "t.feather"):
+        assert open_source(tmp_path / name).rows() == N, name
+    assert open_source(table()).rows() == N
+    for name in ("t.csv", "t.arrows"):  # no count without reading every row
+        assert open_source(tmp_path / name).rows() is None, name

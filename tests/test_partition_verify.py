@@ -173,6 +173,26 @@ def test_untouched_partition_reads_exactly_the_rows(committed) -> None:
     assert X.dtype == np.float64 and X.flags.c_contiguous
 
 
+def test_a_file_in_id_order_is_checked_where_its_rows_are(committed, monkeypatch) -> None:
+    # Its rows are read at their positions, without looking ids up, and the rows
+    # digests (which cover the ids) say they are the committed ones.
+    path, body, store = committed
+
+    def by_id(*args, **kwargs):
+        raise AssertionError("read by id")
+
+    monkeypatch.setattr(partitions._Span, "read", by_id)
+    for a, b in [(START, STOP), (10, 27), *plan(N, 3, SIZE)]:
+        np.testing.assert_array_equal(read(path, body, store, a, b)[0], expected_rows(a, b)[0])
+    pq.write_table(with_value(base_table(), "x", 3, 9.0), path, row_group_size=16)
+    np.testing.assert_array_equal(read(path, body, store)[0], expected_rows()[0])
+    with pytest.raises(AssertionError, match="read by id"):  # partition 0 no longer matches
+        read(path, body, store, 0, SIZE)
+    pq.write_table(pa.concat_tables([base_table(), extra_row(row_id(N))]), path)
+    with pytest.raises(AssertionError, match="read by id"):  # a row more: another one's?
+        read(path, body, store)
+
+
 def test_every_planned_range_reads_and_they_cover_the_rows(committed) -> None:
     path, body, store = committed
     got = [read(path, body, store, a, b) for a, b in plan(N, 3, SIZE)]

@@ -72,7 +72,7 @@ def _with_progress(source: Source, id_column: str, progress: Progress) -> Source
         if ids_only:
             counted["rows"] = seen
 
-    return Source(source.label, source.schema, batches, source.kind)
+    return Source(source.label, source.schema, batches, source.kind, source._rows)
 
 
 def commit_dataset(

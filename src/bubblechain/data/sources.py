@@ -41,6 +41,16 @@ class Source:
     schema: pa.Schema
     _batches: Callable[[Sequence[str] | None], Iterator[pa.RecordBatch]]
     kind: str
+    _rows: Callable[[], int] | None = None
+
+    def rows(self) -> int | None:
+        """How many rows the source holds, if its metadata says without reading them."""
+        if self._rows is None:
+            return None
+        try:
+            return self._rows()
+        except _ARROW_ERRORS as exc:
+            raise DataError(f"{self.label}: cannot read {self.kind}: {_reason(exc)}") from None
 
     def batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         """Yield record batches (all columns, or only ``columns``), wrapping read errors."""
@@ -114,7 +124,11 @@ def _open_parquet(path: Path, batch_rows: int) -> Source:
         with pq.ParquetFile(path, memory_map=True) as pf:
             yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
 
-    return Source(label, schema, batches, "Parquet file")
+    def rows() -> int:
+        with pq.ParquetFile(path, memory_map=True) as pf:
+            return pf.metadata.num_rows
+
+    return Source(label, schema, batches, "Parquet file", rows)
 
 
 def _open_parquet_dir(path: Path, batch_rows: int) -> Source:
@@ -131,7 +145,10 @@ def _open_parquet_dir(path: Path, batch_rows: int) -> Source:
         ds = pds.dataset(files, format="parquet", schema=dataset.schema)
         yield from ds.to_batches(columns=columns, batch_size=batch_rows)
 
-    return Source(label, dataset.schema, batches, "Parquet dataset")
+    def rows() -> int:
+        return pds.dataset(files, format="parquet", schema=dataset.schema).count_rows()
+
+    return Source(label, dataset.schema, batches, "Parquet dataset", rows)
 
 
 def _open_ipc(path: Path, batch_rows: int, stream: bool) -> Source:
@@ -159,7 +176,11 @@ def _open_ipc(path: Path, batch_rows: int, stream: bool) -> Source:
             for start in range(0, batch.num_rows, batch_rows):
                 yield batch.slice(start, batch_rows)
 
-    return Source(label, schema, batches, kind)
+    def rows() -> int:
+        reader = pa.ipc.open_file(pa.memory_map(str(path)))
+        return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+
+    return Source(label, schema, batches, kind, None if stream else rows)
 
 
 def csv_options(column_types: dict | None, batch_rows: int) -> tuple:
@@ -206,7 +227,7 @@ def _open_memory(data: Any, batch_rows: int) -> Source:
         t = table.select(columns) if columns is not None else table
         yield from t.to_batches(max_chunksize=batch_rows)
 
-    return Source(label, table.schema, batches, "table")
+    return Source(label, table.schema, batches, "table", lambda: table.num_rows)
 
 
 def _as_table(data: Any) -> tuple[str, pa.Table]:

@@ -2,11 +2,14 @@
 
 A training partition is the row range [start, stop) of the dataset in id order.
 `plan` aligns ranges to the committed partitions, so a worker checks whole
-committed partitions. It reads the rows whose ids lie in the committed id range
-of those partitions (so a tampered file cannot shift rows between partitions),
-puts each in the committed partition whose id span holds it (as `data verify`
-does), and refuses to compute unless every partition's rows are exactly the
-committed ones, naming the changed, missing and added row ids.
+committed partitions. In a file still in id order with the committed number of
+rows (the usual case) it reads them where they are, at the same positions, and
+checks them there. Otherwise, or if they do not match, it reads the rows whose
+ids lie in the committed id range of those partitions (so a tampered file
+cannot shift rows between partitions), puts each in the committed partition
+whose id span holds it (as `data verify` does), and refuses to compute unless
+every partition's rows are exactly the committed ones, naming the changed,
+missing and added row ids.
 
 The check costs one BLAKE3 pass over the partition's columns: the partition
 index (format 4) records each partition's *rows digest*, a hash of its values
@@ -110,18 +113,65 @@ def read_partition(
     size = commitment["partition_rows"]
     keys = range(start // size, (stop - 1) // size + 1)
     src, _ = open_for_schema(source, schema, _BATCH_ROWS)
-    span = _Span(parts, keys, schema["id_column"], id_kind(schema))
-    rows = span.read(cursor or ReadCursor(src.batches), early=True, label=src.label)
-    # A mismatch after stopping early may only mean rows stored further on (a file in
-    # another order, which changes nothing): the whole file is read before refusing.
-    if not _verify(rows, span, schema, store, final=rows.whole):
-        rows = span.read(ReadCursor(src.batches), early=False, label=src.label)
-        _verify(rows, span, schema, store, final=True)
-    table = pa.Table.from_batches([b for b, _ in rows.chunks], schema=src.schema)
+    cursor = cursor or ReadCursor(src.batches)
+    table = None
+    columnar = (parts[k].index_format == ROWS_DIGEST_FORMAT and parts[k].rows_digest for k in keys)
+    if all(columnar) and src.rows() == commitment["rows"]:
+        table = _read_in_place(cursor, parts, keys, size, schema, src.label)
+    if table is None:
+        span = _Span(parts, keys, schema["id_column"], id_kind(schema))
+        rows = span.read(cursor, early=True, label=src.label)
+        # A mismatch after stopping early may only mean rows stored further on (a file
+        # in another order, which changes nothing): the whole file is read before refusing.
+        if not _verify(rows, span, schema, store, final=rows.whole):
+            rows = span.read(ReadCursor(src.batches), early=False, label=src.label)
+            _verify(rows, span, schema, store, final=True)
+        table = pa.Table.from_batches([b for b, _ in rows.chunks], schema=src.schema)
     part = table.slice(start - keys[0] * size, stop - start)
     # A copy, like X: a zero-copy view could be of a memory-mapped file that changes later.
     y = np.array(part.column(target).to_numpy(zero_copy_only=False)) if target else None
     return _matrix(part, features), y
+
+
+def _read_in_place(
+    cursor: ReadCursor, parts: list[Partition], keys: range, size: int, schema: dict, label: str
+) -> pa.Table | None:
+    """The rows of partitions ``keys`` where a file in id order holds them, if they match.
+
+    Committed partition k is rows [k × size, k × size + rows) of the dataset in id
+    order. In a file that holds the committed number of rows in that order, those
+    are its rows at the same positions: they are read there, without looking at
+    ids, and the rows digests (which cover the ids, in order) say whether they are
+    exactly the committed rows. None if not: the caller then reads by id, which
+    finds the rows wherever they are and names the ids that differ. A row added
+    elsewhere changes the row count, and a row moved from another partition's
+    positions makes that partition's check fail, so the job still refuses.
+    """
+    lo = keys[0] * size
+    hi = lo + sum(parts[k].rows for k in keys)
+    encode = conforming_encoder(schema, label)
+    digests = {k: ColumnsDigest(len(value_columns(schema)) + 1) for k in keys}
+    kept: list[pa.RecordBatch] = []
+    offset = cursor.offset
+    cursor.state = None  # positions, not an id span: a read by id after this starts over
+    for pos, batch in cursor.batches(offset is not None and offset <= lo):
+        a, b = max(lo, pos), min(hi, pos + batch.num_rows)
+        if b > a:
+            rows = batch.slice(a - pos, b - a)
+            runs = [
+                (max(k * size, a) - a, min(k * size + parts[k].rows, b) - a, digests[k])
+                for k in keys
+                if k * size < b and a < k * size + parts[k].rows
+            ]
+            encode.feed(rows, runs)
+            kept.append(rows)
+        if pos + batch.num_rows >= hi:
+            break
+    if sum(len(b) for b in kept) != hi - lo:
+        return None
+    if any(digests[k].digest() != parts[k].rows_digest for k in keys):
+        return None
+    return pa.Table.from_batches(kept, schema=kept[0].schema)
 
 
 class ReadCursor:
