@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
-import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 
 from .errors import DataError
@@ -132,6 +131,8 @@ def _open_parquet(path: Path, batch_rows: int) -> Source:
 
 
 def _open_parquet_dir(path: Path, batch_rows: int) -> Source:
+    import pyarrow.dataset as pds  # here, not above: importing it imports pandas (~0.2 s)
+
     label = str(path)
     try:
         dataset = pds.dataset(path, format="parquet", partitioning="hive")
