@@ -195,6 +195,21 @@ def test_merge_moments_matches_two_pass_statistics():
         assert np.all(np.abs(m2 - two_pass) <= 1e-10 * scale)
 
 
+def test_moments_of_a_block_larger_than_the_centring_buffer():
+    rng = np.random.default_rng(6)
+    Z = rng.standard_normal((50_001, 3)) * [1.0, 1e-3, 50.0] + [1e6, -3.0, 1e3]
+    assert len(Z) * Z.shape[1] * 8 > 4 * _sums._BLOCK_BYTES  # centred in several pieces
+    D = Z - Z.mean(axis=0)
+    for full in (False, True):
+        n, mean, m2 = _sums.moments(Z, full=full)
+        two_pass = D.T @ D if full else (D * D).sum(axis=0)
+        assert int(n) == len(Z)
+        np.testing.assert_array_equal(mean, Z.mean(axis=0))
+        np.testing.assert_allclose(m2, two_pass, rtol=1e-12)
+    n, mean, m2 = _sums.moments(np.empty((0, 3)), full=True)
+    assert int(n) == 0 and not mean.any() and m2.shape == (3, 3) and not m2.any()
+
+
 # --- state: hashable, round-trips, deterministic, pure ------------------------------
 
 
