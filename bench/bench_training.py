@@ -1,16 +1,16 @@
 """Training overhead: tracked logistic regression vs the same job untracked, same engine.
 
 Run: .venv/bin/python bench/bench_training.py [--rows 1000000] [--features 20]
-     [--partitions 8] [--iterations 20] [--engine local] [--json]
+     [--partitions 8] [--iterations 20] [--engine local] [--rounds 8] [--json]
 
 Tracked = bubbles, per-worker keys, verified partitions, every task result and
 update signed, sequenced and cosigned by 2 of 3 embedded witnesses, artifacts on
 disk. Untracked = the same map/reduce/update rounds and the same final evaluation
 round (the training metric) on the same engine, with all of that switched off.
-After one warm-up job of each (not counted), runs alternate (tracked, untracked,
-...) because the machine is noisy; the best runs and the median runs are
-compared. scikit-learn's and dask-ml's LogisticRegression on the same data are
-reported beside them.
+After one warm-up job of each (not counted), ``--rounds`` pairs of runs alternate
+(tracked, untracked, ...) because the machine is noisy; the best runs and the
+median runs are compared. scikit-learn's and dask-ml's LogisticRegression on the
+same data are reported beside them.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     job_arguments(ap)
     ap.add_argument("--engine", default="local")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--skip-dask-ml", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
