@@ -60,6 +60,9 @@ def fdot(a: np.ndarray, b: np.ndarray) -> float:
     return math.fsum(np.multiply(a, b).ravel().tolist())
 
 
+_BLOCK_BYTES = 1 << 18
+
+
 def moments(Z: np.ndarray, full: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Count, mean and centred second moment of the rows of Z.
 
@@ -72,17 +75,14 @@ def moments(Z: np.ndarray, full: bool = False) -> tuple[np.ndarray, np.ndarray, 
         return np.int64(0), np.zeros(d), m2
     mean = Z.mean(axis=0)
     # Centred a cache-sized block at a time into one buffer: a centred copy of a whole
-    # partition is a fresh multi-megabyte array, whose first touch (huge-page faults,
-    # compaction) cost up to 3x the arithmetic in a worker.
-    step = max(1, _BLOCK_BYTES // (8 * d))
+    # partition is a fresh multi-megabyte array, whose first touch (page faults and
+    # zeroing) cost a worker up to 3x the arithmetic.
+    step = max(1, _BLOCK_BYTES // (8 * max(d, 1)))
     D = np.empty((min(n, step), d))
     for s in range(0, n, step):
         block = np.subtract(Z[s : s + step], mean, out=D[: min(step, n - s)])
         m2 += block.T @ block if full else np.einsum("ij,ij->j", block, block)
     return np.int64(n), mean, m2
-
-
-_BLOCK_BYTES = 1 << 18
 
 
 def merge_moments(
