@@ -11,7 +11,7 @@ from bubblechain import merkle
 from bubblechain.crypto.keys import Identity
 from bubblechain.crypto.note import Checkpoint, SignedNote
 from bubblechain.errors import NotFinal, Rejected, UsageError, WitnessRefusal
-from bubblechain.ledger import Ledger, Message
+from bubblechain.ledger import Ledger, Message, rules
 from bubblechain.ledger.kinds import KindRule, register_kind
 from bubblechain.ledger.sequencer import load_block
 from bubblechain.ledger.verify import verify_home
@@ -99,6 +99,51 @@ def test_bubble_state_continuity(led):
     led.submit(Message.create(w, "note", {"text": "b"}, seq=2, bubble="b1", last=s1, state=s2))
     with pytest.raises(Rejected, match=f"state discontinuity in bubble 'b1': last_state {s1}"):
         led.submit(Message.create(w, "note", {"text": "c"}, seq=3, bubble="b1", last=s1, state=s3))
+
+
+def test_bubbles_are_read_from_the_store_not_loaded_at_open(home, monkeypatch):
+    """A ledger gains ~100 bubbles per job: opening it must not load them all, and a
+    bubble evicted from (or never in) memory is still checked from the store."""
+    monkeypatch.setattr(rules, "BUBBLE_CACHE", 2)
+    s1, s2, s3 = "11" * 32, "22" * 32, "33" * 32
+    with Ledger.open(home, block_size=4) as led:
+        w = worker(led)
+        for i in range(6):  # more bubbles than the cache holds, in several blocks
+            msg = Message.create(w, "note", {"text": str(i)}, seq=i + 1, bubble=f"b{i}", state=s1)
+            led.submit(msg)
+        led.flush()
+        led.append("note", {"text": "the next block moves what is committed to the cache"})
+        led.flush()
+        assert len(led.sequencer.state.bubble_table()) == 2  # b0 was evicted
+        with pytest.raises(Rejected, match=f"state discontinuity in bubble 'b0': last_state {s2}"):
+            led.submit(
+                Message.create(w, "note", {"text": "x"}, seq=7, bubble="b0", last=s2, state=s3)
+            )
+        led.submit(Message.create(w, "note", {"text": "x"}, seq=7, bubble="b0", last=s1, state=s2))
+        led.flush()
+    with Ledger.open(home) as led:
+        assert led.sequencer.state.bubble_table() == {}  # nothing loaded at open
+        other = worker(led, "worker-2")
+        with pytest.raises(Rejected, match="bubble 'b1' belongs to 'worker-1', not 'worker-2'"):
+            led.submit(
+                Message.create(other, "note", {"text": "x"}, seq=1, bubble="b1", last=s1, state=s2)
+            )
+        with pytest.raises(Rejected, match=f"state discontinuity in bubble 'b0': last_state {s1}"):
+            led.submit(
+                Message.create(w, "note", {"text": "x"}, seq=8, bubble="b0", last=s1, state=s3)
+            )
+        led.submit(Message.create(other, "note", {"text": "x"}, seq=1, bubble="b9", state=s1))
+        led.flush()
+    assert verify_home(home).ok  # every replica's stored bubbles match a replay
+    # A compromised sequencer lets the discontinuity through: the witnesses, which
+    # also hold no bubbles in memory after opening, find b0 in their replicas.
+    led = Ledger.open(home)
+    led.sequencer.state.check = lambda m, verify_sig=True: None
+    led.submit(Message.create(w, "note", {"text": "x"}, seq=8, bubble="b0", last=s1, state=s3))
+    with pytest.raises(NotFinal, match=f"state discontinuity in bubble 'b0': last_state {s1}"):
+        led.flush()
+    with pytest.raises(NotFinal):
+        led.close()
 
 
 def test_inputs_must_be_known(led):

@@ -20,6 +20,18 @@ from .message import Message
 KNOWN_CACHE = 1 << 16
 """Committed hashes a state keeps in memory (about 6 MB) besides what its store holds."""
 
+BUBBLE_CACHE = 1 << 16
+"""Committed bubble states a store-backed state keeps in memory (about 20 MB).
+
+Every map task attempt is a bubble, so a ledger gains about a hundred per job:
+loading them all made opening a year-old ledger take seconds and gigabytes.
+"""
+
+BubbleRecord = tuple[str | None, str]
+"""A bubble's latest state hash and the node that sends from it."""
+
+_LOOK_UP = object()
+
 
 @dataclass(frozen=True)
 class JobInfo:
@@ -48,23 +60,28 @@ class LedgerState:
     the full set of ids never has to sit in memory; hashes accepted since the
     last persist are held in `recent`, and the latest committed ones (what new
     messages name as inputs) in a bounded cache, so most checks touch no store.
+    Bubbles are kept the same way when `bubble_in_store` reads them from a store;
+    without one (a replay from genesis) every bubble stays in memory.
     """
 
     def __init__(
         self,
         genesis: Genesis,
         known_in_store: Callable[[bytes], bool] | None = None,
+        bubble_in_store: Callable[[str], BubbleRecord | None] | None = None,
     ):
         self.genesis = genesis
         self.size = 0
         self.nodes: dict[str, tuple[bytes, str]] = {}
         self.seqs: dict[str, int] = {}
-        self.bubbles: dict[str, str | None] = {}
-        self.owners: dict[str, str] = {}  # bubble -> the node that sends from it
         self.jobs: dict[str, JobInfo] = {}
         self.recent: dict[bytes, int] = {}  # id or artifact hash -> log index
         self._committed: dict[bytes, None] = {}  # committed hashes, oldest first
         self._known_in_store = known_in_store
+        # bubble -> (state, owner, log index) since the last persist; then a bounded cache
+        self._bubbles: dict[str, tuple[str | None, str, int]] = {}
+        self._bubbles_committed: dict[str, BubbleRecord] = {}
+        self._bubble_in_store = bubble_in_store
         self.delta = Delta()
         self.nodes[genesis.admin.name] = (genesis.admin.public_key, "admin")
 
@@ -83,14 +100,40 @@ class LedgerState:
         if len(self._committed) > KNOWN_CACHE:
             del self._committed[next(iter(self._committed))]
 
+    def bubble(self, bubble: str) -> BubbleRecord | None:
+        """The bubble's latest state and owner, or None if it never sent a message."""
+        rec = self._bubbles.get(bubble)
+        if rec is not None:
+            return rec[0], rec[1]
+        found = self._bubbles_committed.get(bubble)
+        if found is None and self._bubble_in_store is not None:
+            found = self._bubble_in_store(bubble)
+            if found is not None:
+                self._cache_bubble(bubble, found)
+        return found
+
+    def bubble_table(self) -> dict[str, BubbleRecord]:
+        """Every bubble's state and owner; complete only for a state without a store."""
+        return {**self._bubbles_committed, **{b: (s, o) for b, (s, o, _) in self._bubbles.items()}}
+
+    def _cache_bubble(self, bubble: str, rec: BubbleRecord) -> None:
+        self._bubbles_committed.pop(bubble, None)  # re-insert: newest last
+        self._bubbles_committed[bubble] = rec
+        if len(self._bubbles_committed) > BUBBLE_CACHE:
+            del self._bubbles_committed[next(iter(self._bubbles_committed))]
+
     # -- the rules ------------------------------------------------------------
-    def check(self, m: Message, *, verify_sig: bool = True) -> None:
-        """Raise `Rejected` naming the rule `m` breaks at the next log index."""
+    def check(self, m: Message, *, verify_sig: bool = True) -> BubbleRecord | None:
+        """Raise `Rejected` naming the rule `m` breaks at the next log index.
+
+        Returns the sending bubble's record (None if new) for `apply`, so that a
+        store is not asked twice.
+        """
         f = m.fields
         kind, sender = f["kind"], f["sender"]
         if self.size == 0:
             self._check_genesis(m)
-            return
+            return None
         if kind == "genesis":
             raise Rejected("a genesis message is only allowed at index 0")
         rule = KINDS.get(kind)
@@ -117,6 +160,7 @@ class LedgerState:
             )
         job = f["job"]
         bubble = f["bubble"]
+        rec = None
         if rule.opens_job:
             if job is None or job in self.jobs:
                 raise Rejected(f"{kind} must open a new job; job {job!r} already exists")
@@ -130,7 +174,8 @@ class LedgerState:
                     f"{info.sender!r} in bubble {info.bubble!r}"
                 )
             if rule.on_coordinator_state:
-                current = self.bubbles.get(info.bubble) if info.bubble else None
+                coordinator = self.bubble(info.bubble) if info.bubble else None
+                current = coordinator[0] if coordinator else None
                 if f["last"] != current:
                     raise Rejected(
                         f"{kind} was computed on state {f['last']}, not on job {job!r}'s "
@@ -139,18 +184,18 @@ class LedgerState:
         if bubble is not None:
             if f["state"] is None:
                 raise Rejected(f"message from bubble {bubble!r} has no state hash")
-            owner = self.owners.get(bubble)
-            if owner is not None and owner != sender:
-                raise Rejected(f"bubble {bubble!r} belongs to {owner!r}, not {sender!r}")
-            if bubble in self.bubbles and f["last"] != self.bubbles[bubble]:
+            rec = self.bubble(bubble)
+            if rec is not None and rec[1] != sender:
+                raise Rejected(f"bubble {bubble!r} belongs to {rec[1]!r}, not {sender!r}")
+            if rec is not None and f["last"] != rec[0]:
                 raise Rejected(
                     f"state discontinuity in bubble {bubble!r}: last_state {f['last']} "
-                    f"is not its recorded state {self.bubbles[bubble]}"
+                    f"is not its recorded state {rec[0]}"
                 )
             if (
-                bubble in self.bubbles
+                rec is not None
                 and not rule.moves_state
-                and f["state"] != self.bubbles[bubble]
+                and f["state"] != rec[0]
                 and any(j.bubble == bubble for j in self.jobs.values())
             ):
                 raise Rejected(
@@ -162,6 +207,7 @@ class LedgerState:
                 raise Rejected(f"input {h} is neither a message nor an artifact on the ledger")
         if rule.check_body is not None:
             rule.check_body(f["body"])
+        return rec
 
     def _check_genesis(self, m: Message) -> None:
         g = self.genesis
@@ -172,8 +218,11 @@ class LedgerState:
         if not verify_signature(g.admin.public_key, m.signed_bytes, m.signature):
             raise Rejected("genesis message is not signed by the pinned admin key")
 
-    def apply(self, m: Message) -> int:
-        """Record an accepted message; return its log index."""
+    def apply(self, m: Message, bubble: BubbleRecord | object | None = _LOOK_UP) -> int:
+        """Record an accepted message; return its log index.
+
+        ``bubble``: the sending bubble's record if the caller has it (from `check`).
+        """
         index = self.size
         f = m.fields
         d = self.delta
@@ -188,9 +237,9 @@ class LedgerState:
                 self.recent[hb] = index
                 d.artifacts[hb] = index
         if f["bubble"] is not None:
-            self.bubbles[f["bubble"]] = f["state"]
-            self.owners.setdefault(f["bubble"], sender)
-            d.bubbles[f["bubble"]] = (f["state"], self.owners[f["bubble"]], index)
+            rec = self.bubble(f["bubble"]) if bubble is _LOOK_UP else bubble
+            owner = rec[1] if rec is not None else sender
+            self._bubbles[f["bubble"]] = d.bubbles[f["bubble"]] = (f["state"], owner, index)
         rule = KINDS.get(f["kind"])
         if rule is not None and f["job"] is not None and (rule.opens_job or rule.closes_job):
             job = f["job"]
@@ -208,8 +257,7 @@ class LedgerState:
         return index
 
     def accept(self, m: Message, *, verify_sig: bool = True) -> int:
-        self.check(m, verify_sig=verify_sig)
-        return self.apply(m)
+        return self.apply(m, self.check(m, verify_sig=verify_sig))
 
     def _register(self, name: str, key: bytes, role: str, index: int) -> None:
         self.nodes[name] = (key, role)
@@ -220,7 +268,8 @@ class LedgerState:
         return d
 
     def forget_recent(self, upto_index: int) -> None:
-        """Move hashes a store now holds (those before `upto_index`) to the bounded cache."""
+        """Move hashes and bubbles a store now holds (written before `upto_index`) to the
+        bounded caches."""
         if self._known_in_store is not None:
             keep = {}
             for h, i in self.recent.items():
@@ -229,3 +278,11 @@ class LedgerState:
                 else:
                     self._remember(h)
             self.recent = keep
+        if self._bubble_in_store is not None:
+            pending = {}
+            for b, (state, owner, i) in self._bubbles.items():
+                if i >= upto_index:
+                    pending[b] = (state, owner, i)
+                else:
+                    self._cache_bubble(b, (state, owner))
+            self._bubbles = pending

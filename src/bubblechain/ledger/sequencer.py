@@ -60,6 +60,7 @@ class Sequencer:
         self.before_commit = before_commit  # e.g. sync the artifacts the block names
         self.state = store.load_state()
         self.state._known_in_store = reader.known
+        self.state._bubble_in_store = reader.bubble
         raw = store.meta("tree")
         self.tree = merkle.CompactTree.from_bytes(raw) if raw else merkle.CompactTree()
         head = store.head()

@@ -268,6 +268,10 @@ class Store:
             or c.execute("SELECT 1 FROM artifacts WHERE hash=?", (h,)).fetchone() is not None
         )
 
+    def bubble(self, bubble: str) -> tuple[str | None, str] | None:
+        """A committed bubble's (latest state, owner), or None if it never sent a message."""
+        return self.con.execute("SELECT state, owner FROM bubbles WHERE id=?", (bubble,)).fetchone()
+
     def evidence(self) -> list[tuple[int, str, str]]:
         return self.con.execute(
             "SELECT time, reason, checkpoint FROM evidence ORDER BY seq"
@@ -276,14 +280,11 @@ class Store:
     # -- validation state -------------------------------------------------------
     def load_state(self) -> LedgerState:
         """The rules' state as of the last committed block, without replaying the log."""
-        st = LedgerState(self.genesis, self.known)
+        st = LedgerState(self.genesis, self.known, self.bubble)
         c = self.con
         for name, key, role in c.execute("SELECT name, key, role FROM nodes"):
             st.nodes[name] = (bytes(key), role)
         st.seqs = dict(c.execute("SELECT name, seq FROM senders").fetchall())
-        st.bubbles, st.owners = {}, {}
-        for b, state, owner in c.execute("SELECT id, state, owner FROM bubbles"):
-            st.bubbles[b], st.owners[b] = state, owner
         st.jobs = {
             j: JobInfo(bool(o), s, b)
             for j, o, s, b in c.execute("SELECT id, open, sender, bubble FROM jobs")

@@ -311,22 +311,14 @@ def _check_derived(store: Store, state: LedgerState, find) -> None:
                 f"sender {name}",
                 f"stored sequence {seqs.get(name)} but the messages give {state.seqs.get(name)}",
             )
-    bubbles, owners = {}, {}
-    for b, st, owner in c.execute("SELECT id, state, owner FROM bubbles"):
-        bubbles[b], owners[b] = st, owner
-    for b in sorted(set(bubbles) | set(state.bubbles)):
-        if owners.get(b) != state.owners.get(b):
-            find(
-                "state",
-                f"bubble {b}",
-                f"stored owner {owners.get(b)} but its messages come from {state.owners.get(b)}",
-            )
-        if bubbles.get(b) != state.bubbles.get(b):
-            find(
-                "state",
-                f"bubble {b}",
-                f"stored state {bubbles.get(b)} but its state chain ends at {state.bubbles.get(b)}",
-            )
+    stored = {b: (st, owner) for b, st, owner in c.execute("SELECT id, state, owner FROM bubbles")}
+    chains = state.bubble_table()
+    for b in sorted(set(stored) | set(chains)):
+        (st, owner), (st2, owner2) = stored.get(b, (None, None)), chains.get(b, (None, None))
+        if owner != owner2:
+            find("state", f"bubble {b}", f"stored owner {owner} but its messages are from {owner2}")
+        if st != st2:
+            find("state", f"bubble {b}", f"stored state {st} but its state chain ends at {st2}")
     nodes = {n: bytes(k) for n, k in c.execute("SELECT name, key FROM nodes")}
     for n in sorted(set(nodes) | set(state.nodes)):
         replayed = state.nodes.get(n)
