@@ -109,6 +109,28 @@ def test_wrong_feature_count_and_unseen_label():
         alg.map(p, X[:3], np.array(["a", "c", "b"]), MapContext(0, 1, 0))
 
 
+@pytest.mark.parametrize(
+    "classes",
+    [
+        np.array([7]),
+        np.array([0, 1]),
+        np.array([-2, 5, 9]),
+        np.array(["no", "yes"]),
+        np.array([0.5, 2.0]),
+    ],
+)
+def test_encode_labels_gives_each_label_its_index_in_the_sorted_classes(classes):
+    rng = np.random.default_rng(3)
+    y = classes[rng.integers(0, len(classes), 1000)]
+    idx = _sums.encode_labels(y, classes)
+    np.testing.assert_array_equal(classes[idx], y)
+    assert idx.dtype == np.intp
+    unseen = y.copy()
+    unseen[417] = np.array(["maybe"])[0] if classes.dtype.kind == "U" else 3
+    with pytest.raises(ValueError, match=f"label {unseen[417].item()!r} was not seen"):
+        _sums.encode_labels(unseen, classes)
+
+
 def test_kmeans_more_clusters_than_rows():
     with pytest.raises(ValueError, match="k=5 clusters but only 4 rows"):
         fit_local("kmeans", np.eye(4), None, hyper={"k": 5})
