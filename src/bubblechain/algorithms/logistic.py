@@ -118,15 +118,27 @@ class Logistic:
         classes = params["classes"]
         idx = _sums.encode_labels(_sums.require_y(y, self.name), classes)
         W = params["x"].reshape(-1, d + 1)
-        Z = X @ W[:, :d].T + W[:, d]
         if len(classes) == 2:
-            z = Z[:, 0]
+            # One pass per array, in place where it can be: this runs every round.
+            z = X @ W[0, :d]
+            z += W[0, d]
             pos = idx == 1
-            e = np.exp(-np.abs(z))
-            loss = np.sum(np.maximum(z, 0.0) + np.log1p(e)) - np.sum(z[pos])
-            r = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)) - pos
+            e = np.abs(z)
+            np.negative(e, out=e)
+            np.exp(e, out=e)  # exp(-|z|): never overflows
+            # Row loss log(1 + exp(z)) - y z, a sum of non-negative terms.
+            t = np.log1p(e)
+            t += np.maximum(z, 0.0)
+            t -= np.where(pos, z, 0.0)
+            loss = np.sum(t)
+            # sigmoid(z) = 1 / (1 + e) for z >= 0, e / (1 + e) below.
+            r = np.where(z >= 0, 1.0, e)
+            e += 1.0
+            r /= e
+            r -= pos
             grad = np.concatenate([r @ X, [r.sum()]])[None, :]
         else:
+            Z = X @ W[:, :d].T + W[:, d]
             rows = np.arange(len(idx))
             zmax = Z.max(axis=1, keepdims=True)
             E = np.exp(Z - zmax)
