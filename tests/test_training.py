@@ -279,3 +279,143 @@ def test_dask_with_a_given_scheduler_address(toy, cli):
     assert start.body["engine"]["scheduler"] == cluster.scheduler_address
     assert start.body["engine"]["workers"] == 2
     assert verify_home(home).ok
+
+
+def _jobs_on(home: Path) -> list[dict]:
+    with Ledger.open(home, readonly=True) as led:
+        return [e.body | {"job": e.fields["job"]} for e in led.entries(kind="job.start")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--partitions", "0"], "--partitions must be at least 1, got 0"),
+        (["--iterations", "0"], "--iterations must be at least 1, got 0"),
+        (["--workers", "-1"], "--workers must be at least 1, got -1"),
+        (["--engine", "bogus"], "unknown engine 'bogus': choose 'local' or 'dask'"),
+        (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler is for the dask engine"),
+        (["--features", "name"], "feature column 'name' of dataset 'toy' holds string values"),
+        (["--features", "label"], "target column 'label' cannot also be a feature"),
+        (["--out", "{data}/m.model"], "is not a directory"),
+        (["--out", "{tmp}"], "is a directory, not a file name"),
+    ],
+)
+def test_bad_training_input_is_one_line_exit_2_and_no_job(tmp_path, cli, args, message):
+    data = tmp_path / "toy.parquet"
+    write_toy(data, rows=2000)
+    t = pq.read_table(data)
+    pq.write_table(t.append_column("name", pa.array([f"n{i}" for i in range(2000)])), data)
+    home = tmp_path / "home"
+    with Ledger.init(home) as led:
+        commit_dataset(led, data, "id", name="toy")
+    args = [a.format(data=data, tmp=tmp_path) for a in args]
+    code, out, err = cli(
+        "train", "--data", "toy", "--target", "label", "--algorithm", "logistic", *args,
+        "--home", home,
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert _jobs_on(home) == [] and verify_home(home).ok
+
+
+def test_kmeans_takes_no_target(toy, cli):
+    home, _ = toy
+    code, _, err = cli(
+        "train", "--data", "toy", "--target", "label", "--algorithm", "kmeans", "--home", home
+    )
+    assert code == 2 and "kmeans is unsupervised: it takes no --target" in err
+
+
+def test_a_failure_after_job_start_ends_the_job_on_the_record(toy, cli):
+    """An error the algorithm raises mid-job, a task that raises, a continuous target:
+    each is one line, exit 1, and the job is recorded as failed (never left running)."""
+    home, data = toy
+    code, _, err = cli(
+        "train", "--data", "toy", "--algorithm", "kmeans", "--param", f"k={ROWS + 1}",
+        "--home", home,
+    )  # fmt: skip
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert f"training failed: ValueError: kmeans: k={ROWS + 1} clusters but only {ROWS} rows" in err
+    # A map task that raises is not retried: it would raise again.
+    t = pq.read_table(data)
+    pq.write_table(t.set_column(6, "label", pa.array(np.linspace(0, 1, ROWS))), data)
+    with Ledger.open(home) as led:
+        commit_dataset(led, data, "id", name="cont")
+    code, _, err = cli(
+        "train", "--data", "cont", "--target", "label", "--algorithm", "logistic", "--home", home
+    )
+    assert code == 1 and "y holds non-integer values such as" in err
+    assert "use linear regression" in err
+    data.unlink()
+    code, _, err = cli(
+        "train", "--data", "toy", "--target", "label", "--algorithm", "logistic", "--home", home
+    )
+    assert code == 1 and "map task for partition" in err and "no such file" in err
+    code, out, _ = cli("jobs", "--home", home, "--json")
+    jobs = json.loads(out)
+    assert [j["status"] for j in jobs] == ["failed"] * 3
+    assert "clusters but only" in jobs[0]["reason"] and "DataError" in jobs[2]["reason"]
+    code, out, _ = cli("jobs", "--home", home)  # piped: a table with whole job ids
+    assert code == 0 and all(j["job"] in out for j in jobs)
+    with Ledger.open(home, readonly=True) as led:
+        assert not list(led.entries(kind="task.retry"))
+    assert verify_home(home).ok
+
+
+def test_unreachable_scheduler_is_one_line(toy, cli, monkeypatch):
+    from bubblechain.training.engines import dask as dask_engine
+
+    monkeypatch.setattr(dask_engine, "CONNECT_SECONDS", 1)
+    home, _ = toy
+    code, _, err = cli(
+        "train", "--data", "toy", "--target", "label", "--algorithm", "logistic",
+        "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9", "--home", home,
+    )  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "cannot reach Dask scheduler tcp://127.0.0.1:9" in err
+    assert _jobs_on(home) == []
+
+
+def test_predict_checks_the_hash_before_parsing_and_refuses_bad_input(toy, cli, tmp_path):
+    home, data = toy
+    with Ledger.open(home) as led:
+        res = train(led, data="toy", algorithm="logistic", target="label", partitions=2)
+    model = Path(res.model_path)
+    code, out, err = cli(
+        "predict", data, "--model", model, "--out", tmp_path / "p.parquet", "--json",
+        "--home", home,
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["predictions"] == ROWS and summary["job"] == res.job
+    assert summary["model_hash"] == res.model_hash
+    assert pq.read_table(tmp_path / "p.parquet").num_rows == ROWS
+    # Every single-bit flip in the file's first kilobyte (its structure and metadata)
+    # is reported as a changed model, never as a parse error of the changed bytes.
+    good = model.read_bytes()
+    bad = tmp_path / "bad.model"
+    for i in range(0, min(len(good), 1024), 7):
+        raw = bytearray(good)
+        raw[i] ^= 0x80 if i % 2 else 0x01
+        bad.write_bytes(bytes(raw))
+        code, out, err = cli("predict", data, "--model", bad, "--home", home)
+        assert code == 1 and out == "" and "matches no model.final on the ledger" in err, i
+    # Bad data or a bad --out: one line, exit 2, nothing written.
+    t = pq.read_table(data)
+    strings = tmp_path / "strings.parquet"
+    pq.write_table(t.set_column(1, "x0", pa.array([str(v) for v in range(ROWS)])), strings)
+    nulls = tmp_path / "nulls.parquet"
+    x1 = t.column("x1").to_numpy().copy()
+    x1[[12, 345]] = np.nan
+    pq.write_table(t.set_column(2, "x1", pa.array(x1)), nulls)
+    for path, out_file, message in [
+        (strings, "s.csv", "feature column 'x0' holds string values, not numbers"),
+        (nulls, "n.csv", "feature 'x1' is missing or not finite at row id 12 (2 such rows"),
+        (data, "missing/dir/p.csv", "directory"),
+    ]:
+        code, out, err = cli(
+            "predict", path, "--model", model, "--out", tmp_path / out_file, "--home", home
+        )
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / out_file).exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

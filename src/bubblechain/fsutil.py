@@ -8,6 +8,8 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
+from .errors import UsageError
+
 
 def write_atomic(path: Path | str, data: bytes, mode: int = 0o644, *, sync: bool = True) -> None:
     """Write `data` to `path` through a temporary file and a rename.
@@ -61,3 +63,21 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_writable(path: Path | str, what: str) -> None:
+    """Refuse, before any work, an output path that could not be written.
+
+    Its nearest existing ancestor must be a writable directory (missing ones are
+    created on writing), and the path itself must not be a directory.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a directory, not a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{what} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: directory {parent} is not writable")

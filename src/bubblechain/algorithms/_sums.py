@@ -138,6 +138,12 @@ def map_labels(y: np.ndarray | None, name: str) -> Partial:
 def reduce_labels(partials: Sequence[Partial]) -> Partial:
     """Sorted union of the partitions' labels (exact, order-independent)."""
     labels = np.unique(np.concatenate([np.asarray(p["labels"]) for p in partials]))
+    if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
+        example = labels[labels != np.round(labels)][0].item()
+        raise ValueError(
+            f"y holds non-integer values such as {example!r}: a classifier needs class "
+            "labels (for a continuous target, use linear regression)"
+        )
     return {"labels": labels, "n": int_sum([p["n"] for p in partials])}
 
 

@@ -10,6 +10,7 @@ new params hash naming the results it reduced, then an evaluation round, then
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import secrets
@@ -24,6 +25,7 @@ from ..algorithms.base import Params, decode_arrays, encode_arrays
 from ..algorithms.registry import get as get_algorithm
 from ..crypto.keys import Identity
 from ..errors import BubblechainError, Rejected, UsageError
+from ..fsutil import check_writable
 from ..ledger import Ledger, Message
 from . import blas
 from . import tasks as tasks_mod
@@ -92,6 +94,14 @@ def choose_columns(
         missing = [f for f in features if f not in cols]
         if missing:
             raise UsageError(f"feature columns {missing} are not in dataset {commitment['name']!r}")
+        if target in features:
+            raise UsageError(f"target column {target!r} cannot also be a feature")
+        for f in features:
+            if str(cols[f]).lower() not in NUMERIC:
+                raise UsageError(
+                    f"feature column {f!r} of dataset {commitment['name']!r} holds "
+                    f"{cols[f]} values, not numbers"
+                )
         return list(features), target
     chosen = [
         n
@@ -219,8 +229,10 @@ class Coordinator:
                 p = handles.pop(h)
                 try:
                     reply = h.result()
-                except Exception as e:  # the attempt was lost: worker died, pool broke
-                    self._retry(iteration, p, attempts[p], e)
+                except Exception as e:
+                    if not self.engine.lost(e):  # the task raised: it would again
+                        self._fail(f"map task for partition {p} failed: {type(e).__name__}: {e}")
+                    self._retry(iteration, p, attempts[p], e)  # its worker died
                     attempts[p] += 1
                     launch(p)
                     break  # handles changed: restart the wait
@@ -325,6 +337,22 @@ class Coordinator:
             inputs=[s["dataset"]["commit"]],
             outputs=[h],
         )
+        try:
+            return self._rounds(algo, params, max_iterations, out)
+        except TrainingFailed:
+            raise
+        except Exception as e:  # anything else still ends the job on the record
+            self._fail(f"{type(e).__name__}: {e}")
+            raise  # unreachable: _fail raises
+        except KeyboardInterrupt:
+            with contextlib.suppress(TrainingFailed):
+                self._fail("interrupted")
+            raise
+
+    def _rounds(self, algo, params: Params, max_iterations: int, out: Path) -> TrainResult:
+        """The rounds after job.start, then evaluation, the model and job.end."""
+        s = self.spec
+        store = self.ledger.artifacts
         history = []
         iteration = 0
         done = False
@@ -419,6 +447,11 @@ def train(
     algo = get_algorithm(algorithm)
     if algo.task != "clustering" and target is None:
         raise UsageError(f"--target is required for {algorithm}")
+    if algo.task == "clustering" and target is not None:
+        raise UsageError(f"{algorithm} is unsupervised: it takes no --target")
+    for name, value in (("--partitions", partitions), ("--iterations", iterations)):
+        if value < 1:
+            raise UsageError(f"{name} must be at least 1, got {value}")
     commit_id, commitment = find_dataset(ledger, data)
     feats, target = choose_columns(commitment, target, features)
     if "source" not in commitment:
@@ -426,6 +459,8 @@ def train(
     job = f"job-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     hyper = dict(hyper or {})
     ranges = plan(commitment["rows"], partitions, align=commitment["partition_rows"])
+    out = Path(out) if out else ledger.home.root / "models" / f"{job}.model"
+    check_writable(out, "--out")
     eng = make_engine(engine, workers=workers, scheduler=scheduler)
     spec = {
         "job": job,
@@ -459,7 +494,6 @@ def train(
         params = algo.initial_params(len(feats), hyper, seed)
     except ValueError as e:
         raise UsageError(f"hyperparameters for {algorithm}: {e}") from None
-    out = Path(out) if out else ledger.home.root / "models" / f"{job}.model"
     eng.start(ledger.artifacts.location)
     try:
         spec["engine"] = eng.describe()

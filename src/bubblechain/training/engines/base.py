@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
+from ...errors import UsageError
+
+ENGINES = ("local", "dask")
+
 
 class TaskHandle(Protocol):
     def result(self) -> Any: ...
@@ -26,6 +30,11 @@ class Engine(Protocol):
 
     def as_completed(self, handles: Iterable[TaskHandle]) -> Iterator[TaskHandle]: ...
 
+    def lost(self, error: BaseException) -> bool:
+        """Whether an attempt failed because its worker was lost (the runtime retries
+        it) rather than because the task raised (the job fails: it would again)."""
+        ...
+
     def describe(self) -> dict[str, Any]:
         """What the job record should say about where it ran."""
         ...
@@ -34,6 +43,10 @@ class Engine(Protocol):
 
 
 def make_engine(name: str, *, workers: int | None = None, scheduler: str | None = None) -> Engine:
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if scheduler is not None and name != "dask":
+        raise UsageError(f"--scheduler is for the dask engine, not {name!r}")
     if name == "local":
         from .local import LocalEngine
 
@@ -46,4 +59,4 @@ def make_engine(name: str, *, workers: int | None = None, scheduler: str | None 
         from .inline import InlineEngine
 
         return InlineEngine()
-    raise ValueError(f"unknown engine {name!r}: choose 'local' or 'dask'")
+    raise UsageError(f"unknown engine {name!r}: choose {' or '.join(map(repr, ENGINES))}")

@@ -10,6 +10,7 @@ lost attempt and submits the next one, so every attempt is on the record.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -17,8 +18,13 @@ from typing import Any
 import dask
 import distributed
 from distributed import Client, LocalCluster, WorkerPlugin
+from distributed.comm.core import CommClosedError
+from distributed.scheduler import KilledWorker
 
+from ...errors import UsageError
 from ..tasks import init_worker
+
+CONNECT_SECONDS = 10
 
 
 class IdentityPlugin(WorkerPlugin):
@@ -48,7 +54,12 @@ class DaskEngine:
 
     def start(self, artifacts_root: str) -> None:
         if self.scheduler:
-            self.client = Client(self.scheduler)
+            try:
+                self.client = Client(self.scheduler, timeout=CONNECT_SECONDS)
+            except Exception as e:  # refused, timed out, or not a Dask scheduler at all
+                raise UsageError(
+                    f"cannot reach Dask scheduler {self.scheduler}: {type(e).__name__}: {e}"
+                ) from None
         else:
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 self.cluster = LocalCluster(
@@ -72,6 +83,9 @@ class DaskEngine:
 
     def as_completed(self, handles: Iterable[distributed.Future]) -> Iterator[distributed.Future]:
         return iter(distributed.as_completed(list(handles)))
+
+    def lost(self, error: BaseException) -> bool:
+        return isinstance(error, KilledWorker | CommClosedError | cf.CancelledError)
 
     def pids(self) -> dict[str, int]:
         """Worker address -> process id (tests kill one to check retries)."""

@@ -32,6 +32,9 @@ class InlineEngine:
     def as_completed(self, handles: Iterable[cf.Future]) -> Iterator[cf.Future]:
         return iter(list(handles))
 
+    def lost(self, error: BaseException) -> bool:
+        return False  # no worker to lose: whatever failed was the task
+
     def describe(self) -> dict[str, Any]:
         return {"engine": "inline", "workers": 1}
 

@@ -54,6 +54,9 @@ class LocalEngine:
     def as_completed(self, handles: Iterable[cf.Future]) -> Iterator[cf.Future]:
         return cf.as_completed(list(handles))
 
+    def lost(self, error: BaseException) -> bool:
+        return isinstance(error, cf.process.BrokenProcessPool | cf.CancelledError)
+
     def pids(self) -> list[int]:
         return [p.pid for s in self._slots for p in (s._processes or {}).values()]
 
