@@ -36,7 +36,7 @@ from ..ledger.store import Store
 from ..ledger.verify import Finding, verify_home
 from ..training import blas
 from ..training.code import training_code_hash
-from ..training.model import read_model
+from ..training.model import model_file, parse_model
 from ..training.partitions import (
     PartitionTampered,
     ReadCursor,
@@ -403,20 +403,17 @@ class _Auditor:
     def models(self, led: Ledger) -> None:
         finals = {e.body.get("model_hash"): e for e in led.entries(kind="model.final")}
         for path in self.opts.models:
-            try:
-                params, meta, digest = read_model(path)
-            except UsageError as e:
-                self.find("model", str(path), str(e))
+            try:  # hashed before anything in it is parsed: see check_model
+                data, digest = model_file(path)
+                e = finals.get(digest)
+                if e is None:
+                    self.find("model", str(path), f"sha256 {digest[:16]}… matches no model.final")
+                    continue
+                params, _ = parse_model(data, path)
+            except UsageError as err:
+                self.find("model", str(path), str(err))
                 continue
-            e = finals.get(digest)
-            if e is None:
-                self.find(
-                    "model",
-                    str(path),
-                    f"sha256 {digest[:16]}… matches no model.final "
-                    f"(job {meta.get('job', '?')} recorded another model)",
-                )
-            elif hash_arrays(params) != e.body.get("params"):
+            if hash_arrays(params) != e.body.get("params"):
                 self.find("model", str(path), "its parameters are not the job's final parameters")
 
     def data_files(self, led: Ledger) -> None:

@@ -37,6 +37,12 @@ err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def print_table(table: Any) -> None:
+    """Print a table; piped, at its natural width, so no id or hash is cut short."""
+    out = console if console.is_terminal else Console(width=10_000, highlight=False)
+    out.print(table)
+
+
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 

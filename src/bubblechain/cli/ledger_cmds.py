@@ -19,6 +19,7 @@ from .common import (
     console,
     emit_json,
     handle_errors,
+    print_table,
 )
 
 
@@ -105,7 +106,7 @@ def status(home: HomeOpt = None, json_: JsonOpt = False) -> None:
             _time(ts * 1_000_000) if ts else "-",
             w.get("error") or "",
         )
-    console.print(t)
+    print_table(t)
 
 
 def _entry_dict(e: Entry) -> dict[str, Any]:
@@ -137,7 +138,7 @@ def log(
             e["id"][:12],
             body if len(body) < 80 else body[:77] + "...",
         )
-    console.print(t)
+    print_table(t)
 
 
 @handle_errors

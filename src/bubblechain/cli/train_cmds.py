@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,10 +11,20 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..ledger import Ledger
-from ..training.predict import ModelMismatch, predictions, write_predictions
+from ..training.predict import ModelMismatch, check_output, predictions, write_predictions
 from ..training.runtime import TrainingFailed
 from ..training.runtime import train as run_training
-from .common import EXIT_FINDINGS, HomeOpt, JsonOpt, console, emit_json, fail, handle_errors
+from .common import (
+    EXIT_FINDINGS,
+    HomeOpt,
+    JsonOpt,
+    console,
+    emit_json,
+    err_console,
+    fail,
+    handle_errors,
+    print_table,
+)
 
 ALGORITHMS = ["logistic", "linear", "kmeans", "naive-bayes"]
 
@@ -59,14 +68,13 @@ def train(
     """Train on a committed dataset; every step is a signed message on the ledger."""
     if algorithm not in ALGORITHMS:
         raise typer.BadParameter(f"--algorithm must be one of {', '.join(ALGORITHMS)}")
-    show = not json_ and sys.stderr.isatty()
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
-        console=console,
-        disable=not show,
+        console=err_console,  # stdout stays for results
+        disable=json_ or not err_console.is_terminal,
         transient=False,
     )
     with Ledger.open(home) as led, progress:
@@ -118,15 +126,32 @@ def predict(
         Path | None, typer.Option(help=".csv or .parquet [default: JSON lines].")
     ] = None,
     home: HomeOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
-    """Predict with a model only after checking it against its model.final record."""
+    """Predict with a model only after checking it against its model.final record.
+
+    Without --out the predictions are JSON lines on stdout (with or without --json);
+    with --out, --json prints the summary as JSON.
+    """
+    if out is not None:
+        check_output(out)
     with Ledger.open(home, readonly=True) as led:
         try:
             meta, entry, batches = predictions(led, model, path)
         except ModelMismatch as e:
             raise fail(str(e), EXIT_FINDINGS) from None
         n = write_predictions(batches, out)
-    if out is not None:
+    if out is not None and json_:
+        emit_json(
+            {
+                "predictions": n,
+                "out": str(out),
+                "job": meta["job"],
+                "model_hash": entry.body["model_hash"],
+                "model_final_index": entry.index,
+            }
+        )
+    elif out is not None:
         console.print(
             f"{n} predictions from job {meta['job']} (model.final at index "
             f"{entry.index}) written to {out}"
@@ -186,7 +211,7 @@ def jobs(home: HomeOpt = None, json_: JsonOpt = False) -> None:
             metric,
             str(j["messages"]),
         )
-    console.print(t)
+    print_table(t)
 
 
 @handle_errors
@@ -216,7 +241,7 @@ def job(
             chain,
             body if len(body) < 60 else body[:57] + "...",
         )
-    console.print(t)
+    print_table(t)
 
 
 def register(app: typer.Typer) -> None:

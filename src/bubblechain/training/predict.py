@@ -14,11 +14,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..algorithms.registry import get as get_algorithm
+from ..data.encoding import column_kind
 from ..data.sources import open_source
 from ..errors import BubblechainError, UsageError
+from ..fsutil import check_writable
 from ..ledger import Ledger
 from ..ledger.ledger import Entry
-from .model import read_model
+from .model import model_file, parse_model
 
 
 class ModelMismatch(BubblechainError):
@@ -26,14 +28,19 @@ class ModelMismatch(BubblechainError):
 
 
 def check_model(ledger: Ledger, path: Path) -> tuple[dict, dict[str, Any], Entry]:
-    """Load a model file and find the `model.final` that records its exact hash."""
-    params, meta, digest = read_model(path)
+    """Find the `model.final` that records a model file's exact hash, then load it.
+
+    Nothing in the file is parsed before its hash matches: a changed file is
+    reported as such, whatever the change did to its structure.
+    """
+    data, digest = model_file(path)
     for e in ledger.entries(kind="model.final"):
         if e.body.get("model_hash") == digest:
+            params, meta = parse_model(data, path)
             return params, meta, e
     raise ModelMismatch(
-        f"model file {path} (sha256 {digest}) matches no model.final on the ledger"
-        + (f"; job {meta.get('job')} recorded another hash" if meta.get("job") else "")
+        f"model file {path} (sha256 {digest}) matches no model.final on the ledger: "
+        "it was changed after training, or trained on another ledger"
     )
 
 
@@ -48,6 +55,10 @@ def predictions(
     missing = [c for c in [meta["id_column"], *meta["features"]] if c not in names]
     if missing:
         raise UsageError(f"{data} lacks the model's columns {missing}")
+    for f in meta["features"]:
+        kind = column_kind(source.schema.field(f).type)
+        if kind not in ("int", "float", "bool"):
+            raise UsageError(f"{data}: feature column {f!r} holds {kind} values, not numbers")
 
     def batches() -> Iterator[pa.Table]:
         for batch in source.batches([meta["id_column"], *meta["features"]]):
@@ -57,6 +68,16 @@ def predictions(
                     for f in meta["features"]
                 ]
             )
+            bad = ~np.isfinite(X)
+            if bad.any():
+                rows = np.flatnonzero(bad.any(axis=1))
+                ids = batch.column(meta["id_column"]).take(pa.array(rows[:5])).to_pylist()
+                f = meta["features"][int(np.argmax(bad[rows[0]]))]
+                raise UsageError(
+                    f"{data}: feature {f!r} is missing or not finite at row id {ids[0]!r}"
+                    f" ({len(rows)} such rows in this batch, ids {ids}"
+                    f"{', …' if len(rows) > 5 else ''})"
+                )
             cols = {
                 meta["id_column"]: batch.column(meta["id_column"]),
                 "prediction": pa.array(algo.predict(params, X)),
@@ -76,6 +97,15 @@ def _classes(params: dict) -> list | None:
     return None if c is None else [str(x) for x in np.asarray(c).tolist()]
 
 
+def check_output(out: Path) -> None:
+    """Refuse an --out that could not be written, before any prediction is made."""
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise UsageError(f"--out {out}: use a .csv or .parquet file name")
+    check_writable(out, "--out")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: directory {out.parent} does not exist")
+
+
 def write_predictions(batches: Iterator[pa.Table], out: Path | None) -> int:
     """Write to CSV or Parquet by extension, or JSON lines to stdout; return the row count."""
     n = 0
@@ -86,9 +116,8 @@ def write_predictions(batches: Iterator[pa.Table], out: Path | None) -> int:
             n += t.num_rows
         return n
     out = Path(out)
+    check_output(out)
     suffix = out.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise UsageError(f"--out {out}: use a .csv or .parquet file name")
     tmp = out.with_name(f".{out.name}.tmp")
     writer = None
     try:
