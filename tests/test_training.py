@@ -293,6 +293,7 @@ def _jobs_on(home: Path) -> list[dict]:
         (["--iterations", "0"], "--iterations must be at least 1, got 0"),
         (["--workers", "-1"], "--workers must be at least 1, got -1"),
         (["--engine", "bogus"], "unknown engine 'bogus': choose 'local' or 'dask'"),
+        (["--algorithm", "svm"], "--algorithm 'svm': choose one of logistic, linear, kmeans"),
         (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler is for the dask engine"),
         (["--features", "name"], "feature column 'name' of dataset 'toy' holds string values"),
         (["--features", "label"], "target column 'label' cannot also be a feature"),

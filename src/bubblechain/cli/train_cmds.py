@@ -67,7 +67,7 @@ def train(
 ) -> None:
     """Train on a committed dataset; every step is a signed message on the ledger."""
     if algorithm not in ALGORITHMS:
-        raise typer.BadParameter(f"--algorithm must be one of {', '.join(ALGORITHMS)}")
+        raise fail(f"--algorithm {algorithm!r}: choose one of {', '.join(ALGORITHMS)}")
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
