@@ -52,6 +52,10 @@ def _is(t: pa.DataType, *names: str) -> bool:
     return any(getattr(pa.types, f"is_{n}", lambda _t: False)(t) for n in names)
 
 
+NUMERIC_KINDS = frozenset({"int", "float", "bool"})
+"""The column kinds a model can take as features."""
+
+
 def column_kind(t: pa.DataType) -> str:
     """The encoding kind of an Arrow type: what the committed schema records.
 

@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..algorithms.registry import get as get_algorithm
-from ..data.encoding import column_kind
+from ..data.encoding import NUMERIC_KINDS, column_kind
 from ..data.sources import open_source
 from ..errors import BubblechainError, UsageError
 from ..fsutil import check_writable
@@ -57,7 +57,7 @@ def predictions(
         raise UsageError(f"{data} lacks the model's columns {missing}")
     for f in meta["features"]:
         kind = column_kind(source.schema.field(f).type)
-        if kind not in ("int", "float", "bool"):
+        if kind not in NUMERIC_KINDS:
             raise UsageError(f"{data}: feature column {f!r} holds {kind} values, not numbers")
 
     def batches() -> Iterator[pa.Table]:

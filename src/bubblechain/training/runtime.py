@@ -24,6 +24,7 @@ from .. import __version__
 from ..algorithms.base import Params, decode_arrays, encode_arrays
 from ..algorithms.registry import get as get_algorithm
 from ..crypto.keys import Identity
+from ..data.encoding import NUMERIC_KINDS
 from ..errors import BubblechainError, Rejected, UsageError
 from ..fsutil import check_writable
 from ..ledger import Ledger, Message
@@ -80,7 +81,8 @@ def find_dataset(ledger: Ledger, name: str) -> tuple[str, dict[str, Any]]:
     return found
 
 
-NUMERIC = {"int", "float", "bool", "int64", "float64", "double", "integer", "boolean"}
+# Committed kinds, and the type names older commitments recorded.
+NUMERIC = NUMERIC_KINDS | {"int64", "float64", "double", "integer", "boolean"}
 
 
 def choose_columns(
