@@ -14,7 +14,13 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..heap import keep_freed_memory
 from ..tasks import init_worker
+
+
+def _init_process(artifacts_root: str) -> None:
+    keep_freed_memory()  # the process is ours: its tasks reuse freed memory
+    init_worker(artifacts_root)
 
 
 class LocalEngine:
@@ -35,7 +41,7 @@ class LocalEngine:
         return cf.ProcessPoolExecutor(
             max_workers=1,
             mp_context=mp.get_context("spawn"),
-            initializer=init_worker,
+            initializer=_init_process,
             initargs=(self._root,),
         )
 

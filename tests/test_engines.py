@@ -1,0 +1,38 @@
+"""The local engine's worker processes, as a map task sees them."""
+
+from __future__ import annotations
+
+import resource
+import sys
+
+import numpy as np
+import pytest
+
+from bubblechain.training.engines.local import LocalEngine
+
+
+def _temporaries(_spec: dict) -> float:
+    """Page faults per task of a task that allocates and frees 8 MiB of temporaries."""
+
+    def task() -> float:
+        arrays = [np.ones(1 << 17) for _ in range(8)]
+        return float(sum(a[0] for a in arrays))
+
+    task()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        task()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc heap thresholds")
+def test_local_workers_reuse_freed_memory_instead_of_faulting_it_in_each_task(tmp_path):
+    # With glibc's defaults each such task faults its 8 MiB in again (~2,000 faults):
+    # 3 ms of a 10 ms logistic map task on a VM.
+    eng = LocalEngine(workers=1)
+    eng.start(str(tmp_path))
+    try:
+        faults = eng.submit(_temporaries, {}, "probe").result(timeout=60)
+    finally:
+        eng.close()
+    assert faults < 50
