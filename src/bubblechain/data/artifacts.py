@@ -28,6 +28,7 @@ import pyarrow as pa
 from bubblechain.merkle import EMPTY_ROOT, root, root_from_buffer
 
 from ._hashing import ROWS_DIGEST_FORMAT
+from .arrow_numpy import as_numpy
 from .errors import DataError
 
 INDEX_FORMAT = f"bubblechain-partitions/{ROWS_DIGEST_FORMAT}"
@@ -57,7 +58,7 @@ def encode_leaves(ids: pa.Array, leaves: bytes) -> bytes:
     if len(leaves) != 32 * n:
         raise ValueError("one 32-byte leaf hash per id expected")
     if pa.types.is_integer(ids.type):
-        body = ids.cast(pa.int64()).to_numpy().astype("<i8").tobytes()
+        body = as_numpy(ids.cast(pa.int64())).astype("<i8").tobytes()
         kind = _ID_INT
     else:
         arr = ids.cast(pa.large_string())

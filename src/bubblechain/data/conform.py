@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrow_numpy import as_numpy
 from .digest import ColumnsDigest, feed_columns
 from .encoding import (
     EncodedColumn,
@@ -86,7 +87,7 @@ def _cast(arr: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarray]:
     try:
         return pc.cast(arr, target, safe=True), np.zeros(n, bool)
     except pa.ArrowNotImplementedError:
-        return pa.nulls(n, target), arr.is_valid().to_numpy(zero_copy_only=False)
+        return pa.nulls(n, target), as_numpy(arr.is_valid())
     except _CAST_ERRORS:
         if n == 1:
             return pa.nulls(1, target), np.ones(1, bool)

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from . import parallel
 from ._hashing import ROWS_DIGEST_FORMAT, run_roots
+from .arrow_numpy import as_numpy
 from .conform import ConformingEncoder
 from .digest import ColumnsDigest
 from .encoding import EncodedRows, assemble_rows, canonical_ids
@@ -90,10 +91,10 @@ def scan_ids(source: Source, id_column: str, kind: str) -> IdScan:
     if nondecreasing:
         sorted_ids = ids
     else:
-        order = pc.sort_indices(ids).to_numpy()
+        order = as_numpy(pc.sort_indices(ids))
         sorted_ids = ids.take(pa.array(order))
     same = pc.equal(sorted_ids.slice(1), sorted_ids.slice(0, len(sorted_ids) - 1))
-    dup_at = np.flatnonzero(same.to_numpy(zero_copy_only=False))
+    dup_at = np.flatnonzero(as_numpy(same))
     duplicates = pc.unique(sorted_ids.take(pa.array(dup_at))).to_pylist() if len(dup_at) else []
     return IdScan(rows, nondecreasing, duplicates, order, sorted_ids)
 
@@ -106,7 +107,7 @@ def _scan(source: Source, id_column: str, kind: str, keep: list | None) -> tuple
     for batch in source.batches([id_column]):
         arr = canonical_ids(batch.column(0), kind, source.label)
         if arr.null_count:
-            first = seen + int(np.flatnonzero(~arr.is_valid().to_numpy(zero_copy_only=False))[0])
+            first = seen + int(np.flatnonzero(~as_numpy(arr.is_valid()))[0])
             raise DataError(
                 f"{source.label}: row {first} (0-based, in file order) has a null id "
                 f"in column {id_column!r}"

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from .arrow_numpy import as_numpy
 from .artifacts import Partition, load_index, load_leaves
 from .conform import conforming_encoder, open_for_schema, schema_diff
 from .encoding import id_kind
@@ -43,7 +44,7 @@ def id_positions(firsts: list, ids: pa.Array) -> np.ndarray:
     if not firsts:
         return np.zeros(len(ids), np.int64)
     if pa.types.is_integer(ids.type):
-        keys = np.searchsorted(np.asarray(firsts, np.int64), ids.to_numpy(), side="right")
+        keys = np.searchsorted(np.asarray(firsts, np.int64), as_numpy(ids), side="right")
     else:
         keys = np.array([bisect_right(firsts, x) for x in ids.to_pylist()], np.int64)
     return np.maximum(keys - 1, 0)

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..data._hashing import ROWS_DIGEST_FORMAT, hash_rows, rows_digest
+from ..data.arrow_numpy import as_numpy
 from ..data.artifacts import Partition, encode_leaves, load_index
 from ..data.conform import conforming_encoder, open_for_schema
 from ..data.digest import ColumnsDigest
@@ -129,7 +130,7 @@ def read_partition(
         table = pa.Table.from_batches([b for b, _ in rows.chunks], schema=src.schema)
     part = table.slice(start - keys[0] * size, stop - start)
     # A copy, like X: a zero-copy view could be of a memory-mapped file that changes later.
-    y = np.array(part.column(target).to_numpy(zero_copy_only=False)) if target else None
+    y = np.array(as_numpy(part.column(target))) if target else None
     return _matrix(part, features), y
 
 
@@ -300,7 +301,7 @@ def _nondecreasing(ids: pa.Array, last: object) -> bool:
     if last is not None and ids[0].as_py() < last:
         return False
     if pa.types.is_integer(ids.type):
-        v = ids.to_numpy()
+        v = as_numpy(ids)
         return bool((v[1:] >= v[:-1]).all())
     return (
         len(ids) < 2 or pc.all(pc.greater_equal(ids.slice(1), ids.slice(0, len(ids) - 1))).as_py()
@@ -310,7 +311,7 @@ def _nondecreasing(ids: pa.Array, last: object) -> bool:
 def _below(ids: pa.Array, value: object, inclusive: bool = False) -> int:
     """How many of the sorted ``ids`` are < ``value`` (<= with ``inclusive``)."""
     if pa.types.is_integer(ids.type):
-        return int(np.searchsorted(ids.to_numpy(), value, "right" if inclusive else "left"))
+        return int(np.searchsorted(as_numpy(ids), value, "right" if inclusive else "left"))
     test = pc.less_equal if inclusive else pc.less
     return int(pc.sum(test(ids, pa.scalar(value, ids.type))).as_py() or 0)
 
@@ -420,7 +421,7 @@ def _matrix(table: pa.Table, features: Sequence[str]) -> np.ndarray:
         pos = 0
         for chunk in table.column(name).chunks:
             n = len(chunk)
-            X[pos : pos + n, j] = chunk.to_numpy(zero_copy_only=False).astype(np.float64)
+            X[pos : pos + n, j] = as_numpy(chunk).astype(np.float64)
             pos += n
     return X
 
@@ -451,7 +452,7 @@ def read_rows(
         if pos + n >= stop:
             break
     t = pa.Table.from_batches(kept)
-    y = np.array(t.column(target).to_numpy(zero_copy_only=False)) if target else None
+    y = np.array(as_numpy(t.column(target))) if target else None
     return _matrix(t, features), y
 
 

@@ -14,6 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..algorithms.registry import get as get_algorithm
+from ..data.arrow_numpy import as_numpy
 from ..data.encoding import NUMERIC_KINDS, column_kind
 from ..data.sources import open_source
 from ..errors import BubblechainError, UsageError
@@ -63,10 +64,7 @@ def predictions(
     def batches() -> Iterator[pa.Table]:
         for batch in source.batches([meta["id_column"], *meta["features"]]):
             X = np.column_stack(
-                [
-                    batch.column(f).to_numpy(zero_copy_only=False).astype(np.float64)
-                    for f in meta["features"]
-                ]
+                [as_numpy(batch.column(f)).astype(np.float64) for f in meta["features"]]
             )
             bad = ~np.isfinite(X)
             if bad.any():
