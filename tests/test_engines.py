@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 
@@ -36,3 +37,18 @@ def test_local_workers_reuse_freed_memory_instead_of_faulting_it_in_each_task(tm
     finally:
         eng.close()
     assert faults < 50
+
+
+def _pid(_spec: dict) -> int:
+    return os.getpid()
+
+
+def test_close_waits_until_every_worker_process_has_exited(tmp_path):
+    eng = LocalEngine(workers=2)
+    eng.start(str(tmp_path))
+    pids = {eng.submit(_pid, {}, f"pid-{i}", affinity=i).result(timeout=60) for i in range(2)}
+    assert len(pids) == 2
+    eng.close()  # the slots shut down side by side, and close returns after both
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -70,6 +70,11 @@ class LocalEngine:
         return {"engine": "local", "workers": self.workers}
 
     def close(self) -> None:
-        for s in self._slots:
-            s.shutdown(wait=True, cancel_futures=True)
-        self._slots = []
+        slots, self._slots = self._slots, []
+        # All at once: each worker takes ~0.1 s to exit; one after another left cores idle.
+        with cf.ThreadPoolExecutor(max(len(slots), 1)) as closing:
+            list(closing.map(_shut, slots))
+
+
+def _shut(slot: cf.ProcessPoolExecutor) -> None:
+    slot.shutdown(wait=True, cancel_futures=True)
