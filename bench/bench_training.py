@@ -7,9 +7,12 @@ Tracked = bubbles, per-worker keys, verified partitions, every task result and
 update signed, sequenced and cosigned by 2 of 3 embedded witnesses, artifacts on
 disk. Untracked = the same map/reduce/update rounds and the same final evaluation
 round (the training metric) on the same engine, with all of that switched off.
-After one warm-up job of each (not counted), ``--rounds`` pairs of runs alternate
-(tracked, untracked, ...) because the machine is noisy; the best runs and the
-median runs are compared. scikit-learn's and dask-ml's LogisticRegression on the
+After one warm-up job of each (not counted), ``--rounds`` pairs of runs follow,
+the two of a pair back to back and which goes first alternating, because the
+machine is noisy. Reported: best runs against best runs, median against median,
+the median of each pair's own ratio (a slow spell of the machine hits both runs
+of a pair), and the CPU seconds of all processes per job (the work tracking
+adds, whatever else the machine is doing). scikit-learn's and dask-ml's LogisticRegression on the
 same data are reported beside them.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import tempfile
 import time
@@ -106,16 +110,22 @@ def main() -> None:
         # ~0.1-0.15 s once (the engine's process machinery, first imports).
         untracked_job()
         train_bench_job(led, feats, a.partitions, a.iterations, a.engine)
-        for _ in range(a.rounds):
-            t = time.perf_counter()
-            res = train_bench_job(led, feats, a.partitions, a.iterations, a.engine)
-            tracked.append(time.perf_counter() - t)
-            steady = [h["seconds"] for h in res.history[2:]]
-            steady_tracked.append(sum(steady) / max(len(steady), 1))
-            t = time.perf_counter()
-            _, rounds, times, (_, untracked_value) = untracked_job()
-            untracked.append(time.perf_counter() - t)
-            steady_untracked.append(sum(times[2:]) / max(len(times) - 2, 1))
+        cpu_tracked, cpu_untracked = [], []
+        for i in range(a.rounds):
+            # Alternate which goes first, so that neither always follows the other.
+            for kind in ("tracked", "untracked") if i % 2 == 0 else ("untracked", "tracked"):
+                c, t = _cpu(), time.perf_counter()
+                if kind == "tracked":
+                    res = train_bench_job(led, feats, a.partitions, a.iterations, a.engine)
+                    tracked.append(time.perf_counter() - t)
+                    cpu_tracked.append(_cpu() - c)
+                    steady = [h["seconds"] for h in res.history[2:]]
+                    steady_tracked.append(sum(steady) / max(len(steady), 1))
+                else:
+                    _, rounds, times, (_, untracked_value) = untracked_job()
+                    untracked.append(time.perf_counter() - t)
+                    cpu_untracked.append(_cpu() - c)
+                    steady_untracked.append(sum(times[2:]) / max(len(times) - 2, 1))
         led.close()
         out.update(
             tracked_seconds=min(tracked),
@@ -126,6 +136,10 @@ def main() -> None:
             untracked_rounds=rounds,
             overhead=min(tracked) / min(untracked) - 1,
             overhead_median=statistics.median(tracked) / statistics.median(untracked) - 1,
+            overhead_paired=_paired(tracked, untracked),
+            tracked_cpu_seconds=statistics.median(cpu_tracked),
+            untracked_cpu_seconds=statistics.median(cpu_untracked),
+            cpu_overhead=statistics.median(cpu_tracked) / statistics.median(cpu_untracked) - 1,
             tracked_accuracy=res.value,
             untracked_accuracy=untracked_value,
             round_tracked_seconds=min(steady_tracked),
@@ -161,6 +175,15 @@ def main() -> None:
         f"  overhead of tracking: {out['overhead']:+.1%} of the whole job, best runs "
         f"({out['overhead_median']:+.1%} median runs; target <= 10%)"
     )
+    lo, med, hi = out["overhead_paired"]
+    print(
+        f"  each tracked run against the untracked run beside it: median {med:+.1%} "
+        f"(middle half {lo:+.1%} to {hi:+.1%})"
+    )
+    print(
+        f"  CPU of all processes per job: tracked {out['tracked_cpu_seconds']:.2f} s, untracked "
+        f"{out['untracked_cpu_seconds']:.2f} s ({out['cpu_overhead']:+.1%})"
+    )
     print(
         f"  per round after the first two: tracked {out['round_tracked_seconds'] * 1000:.1f} ms"
         f", untracked {out['round_untracked_seconds'] * 1000:.1f} ms "
@@ -177,6 +200,22 @@ def main() -> None:
         )
     elif "dask_ml_error" in out:
         print(f"  dask-ml: {out['dask_ml_error']}")
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (all its threads) and of its reaped children (workers)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _paired(tracked: list[float], untracked: list[float]) -> tuple[float, float, float]:
+    """Quartiles of each pair's overhead: a slow spell of the machine hits both of a pair."""
+    ratios = [t / u - 1 for t, u in zip(tracked, untracked, strict=True)]
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    lo, med, hi = statistics.quantiles(ratios, n=4)
+    return lo, med, hi
 
 
 def _dask_ml(X: np.ndarray, y: np.ndarray, a) -> dict:
