@@ -358,6 +358,7 @@ def test_a_failure_after_job_start_ends_the_job_on_the_record(toy, cli):
     assert "clusters but only" in jobs[0]["reason"] and "DataError" in jobs[2]["reason"]
     code, out, _ = cli("jobs", "--home", home)  # piped: a table with whole job ids
     assert code == 0 and all(j["job"] in out for j in jobs)
+    assert "clusters but only" in out  # and, for a failed job, why it failed
     with Ledger.open(home, readonly=True) as led:
         assert not list(led.entries(kind="task.retry"))
     assert verify_home(home).ok

@@ -43,6 +43,11 @@ def print_table(table: Any) -> None:
     out.print(table)
 
 
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters for a table cell, marked when cut."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 

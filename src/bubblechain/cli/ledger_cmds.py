@@ -16,6 +16,7 @@ from .common import (
     EXIT_FINDINGS,
     HomeOpt,
     JsonOpt,
+    clip,
     console,
     emit_json,
     handle_errors,
@@ -136,7 +137,7 @@ def log(
             e["kind"],
             e["sender"],
             e["id"][:12],
-            body if len(body) < 80 else body[:77] + "...",
+            clip(body, 79),
         )
     print_table(t)
 

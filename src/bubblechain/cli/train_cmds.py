@@ -18,6 +18,7 @@ from .common import (
     EXIT_FINDINGS,
     HomeOpt,
     JsonOpt,
+    clip,
     console,
     emit_json,
     err_console,
@@ -199,16 +200,19 @@ def jobs(home: HomeOpt = None, json_: JsonOpt = False) -> None:
     if json_:
         emit_json(rows)
         return
-    t = Table("job", "algorithm", "dataset", "status", "rounds", "metric", "messages", box=None)
+    t = Table("job", "algorithm", "dataset", "status", "rounds", "result", "messages", box=None)
     for j in rows:
-        metric = f"{j['metric']} {j['value']:.4g}" if j.get("metric") else ""
+        if j.get("metric"):
+            result = f"{j['metric']} {j['value']:.4g}"
+        else:  # a failed job: why
+            result = clip(j.get("reason", ""), 80)
         t.add_row(
             j["job"],
             j["algorithm"],
             j["dataset"],
             j["status"],
             str(j.get("iterations", "")),
-            metric,
+            result,
             str(j["messages"]),
         )
     print_table(t)
@@ -239,7 +243,7 @@ def job(
             f["sender"][:28],
             (f["bubble"] or "")[-24:],
             chain,
-            body if len(body) < 60 else body[:57] + "...",
+            clip(body, 59),
         )
     print_table(t)
 
