@@ -131,6 +131,15 @@ def test_encode_labels_gives_each_label_its_index_in_the_sorted_classes(classes)
         _sums.encode_labels(unseen, classes)
 
 
+@pytest.mark.parametrize("name", ["logistic", "naive-bayes"])
+def test_a_target_with_more_distinct_values_than_classes_is_refused(name):
+    X = np.zeros((_sums.MAX_CLASSES + 1, 2))
+    ids = np.arange(_sums.MAX_CLASSES + 1)  # an id column given as the target
+    with pytest.raises(ValueError, match=f"y holds {len(ids)} distinct values, more than the"):
+        fit_local(name, X, ids, partitions=3)
+    fit_local(name, np.random.default_rng(0).normal(size=(60, 2)), np.arange(60) % 3)
+
+
 def test_kmeans_more_clusters_than_rows():
     with pytest.raises(ValueError, match="k=5 clusters but only 4 rows"):
         fit_local("kmeans", np.eye(4), None, hyper={"k": 5})

@@ -135,6 +135,11 @@ def map_labels(y: np.ndarray | None, name: str) -> Partial:
     return {"labels": np.unique(y), "n": np.int64(y.shape[0])}
 
 
+MAX_CLASSES = 1000
+"""More distinct labels than this is almost always an id or a measurement given as the
+target; the multinomial map would hold rows × classes values per task."""
+
+
 def reduce_labels(partials: Sequence[Partial]) -> Partial:
     """Sorted union of the partitions' labels (exact, order-independent)."""
     labels = np.unique(np.concatenate([np.asarray(p["labels"]) for p in partials]))
@@ -143,6 +148,12 @@ def reduce_labels(partials: Sequence[Partial]) -> Partial:
         raise ValueError(
             f"y holds non-integer values such as {example!r}: a classifier needs class "
             "labels (for a continuous target, use linear regression)"
+        )
+    if len(labels) > MAX_CLASSES:
+        raise ValueError(
+            f"y holds {len(labels)} distinct values, more than the {MAX_CLASSES} classes a "
+            "classifier here takes: is the target an id or a measurement? (for a continuous "
+            "target, use linear regression)"
         )
     return {"labels": labels, "n": int_sum([p["n"] for p in partials])}
 
