@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bubblechain.data.arrow_numpy import as_numpy
+from bubblechain.data.arrow_numpy import as_arrow, as_numpy
 
 TYPES = [
     pa.int8(),
@@ -47,6 +47,14 @@ def test_same_values_and_dtype_as_to_numpy(t, offset, length):
     assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", ["i1", "i4", "i8", "u2", "u8", "f2", "f4", "f8", "?"])
+def test_as_arrow_gives_what_pa_array_gives(dtype):
+    v = (np.arange(37) % 7 == 3) if dtype == "?" else np.arange(37).astype(dtype)
+    for part in (v, v[5:20], v[::3], v[:0]):  # strided and empty too
+        assert as_arrow(part).equals(pa.array(part))
+    assert as_arrow(np.array(["a", "b"])).to_pylist() == ["a", "b"]
+
+
 def test_chunked_nulls_and_other_types_go_through_arrow():
     chunked = pa.chunked_array([[1.5, 2.5], [3.5]])
     assert as_numpy(chunked).tolist() == [1.5, 2.5, 3.5]
@@ -58,8 +66,9 @@ def test_chunked_nulls_and_other_types_go_through_arrow():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pandas") is None, reason="pandas is not installed")
-def test_reading_and_verifying_a_partition_does_not_import_pandas(tmp_path):
-    # pyarrow's to_numpy imports pandas when it is installed: ~250 ms in each worker.
+def test_commit_check_train_and_predict_do_not_import_pandas(tmp_path):
+    # pyarrow's to_numpy and pa.array import pandas where it is installed: ~250 ms in each
+    # worker process and each command.
     n = 5000
     path = tmp_path / "d.parquet"
     table = {"id": np.arange(n), "x": np.linspace(0, 1, n), "b": np.arange(n) % 2 == 0}
@@ -68,12 +77,23 @@ def test_reading_and_verifying_a_partition_does_not_import_pandas(tmp_path):
         f"""
         import sys
         import numpy as np
+        n = {n}
         from bubblechain.data import MemoryStore, commit
         from bubblechain.training.partitions import read_partition
         store = MemoryStore()
         body = commit("{path}", id_column="id", store=store, partition_rows=1024)
         X, y = read_partition("{path}", body, store, 1024, 3072, ["x", "b"], "y")
         assert X.shape == (2048, 2) and y.tolist() == (np.arange(1024, 3072) % 3).tolist()
+        from bubblechain.ledger import Ledger
+        from bubblechain.data.ledger import commit_dataset
+        from bubblechain.training.runtime import train
+        from bubblechain.training.predict import predictions, write_predictions
+        with Ledger.init("{tmp_path}/home") as led:
+            commit_dataset(led, "{path}", "id", name="d")
+            r = train(led, data="d", algorithm="logistic", target="y", features=["x", "b"],
+                      partitions=2, iterations=3, engine="inline")
+            _, _, batches = predictions(led, r.model_path, "{path}")
+            assert write_predictions(batches, "{tmp_path}/p.parquet") == n
         print("pandas" in sys.modules)
         """
     )

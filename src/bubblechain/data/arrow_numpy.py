@@ -49,3 +49,20 @@ def as_numpy(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
         bits = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
         return np.unpackbits(bits, count=arr.offset + n, bitorder="little")[arr.offset :].view(bool)
     return arr.to_numpy(zero_copy_only=False)
+
+
+def as_arrow(values: np.ndarray) -> pa.Array:
+    """A 1-d numpy array of numbers or booleans as an Arrow array, without `pa.array`'s shim.
+
+    Numbers share the numpy array's memory; anything else goes through `pa.array`.
+    """
+    v = np.asarray(values)
+    if v.ndim != 1 or not v.dtype.isnative:
+        return pa.array(v)
+    if v.dtype.kind in "iuf":
+        v = np.ascontiguousarray(v)
+        return pa.Array.from_buffers(pa.from_numpy_dtype(v.dtype), len(v), [None, pa.py_buffer(v)])
+    if v.dtype.kind == "b":
+        bits = np.packbits(v, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(v), [None, pa.py_buffer(bits)])
+    return pa.array(v)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import rfc8785
 
-from .arrow_numpy import as_numpy
+from .arrow_numpy import as_arrow, as_numpy
 from .errors import DataError
 
 VERSION = 1
@@ -435,7 +435,7 @@ def encode_pieces(
             continue
         bad = poison[j] if poison is not None else None
         if bad is not None and bad.any():
-            arr = pc.if_else(pa.array(bad), pa.nulls(n, arr.type), arr)
+            arr = pc.if_else(as_arrow(bad), pa.nulls(n, arr.type), arr)
             piece = _encode_array(arr, kind, copy)
             piece.set_tags(bad, TAG_ABSENT)
             piece.all_present = False

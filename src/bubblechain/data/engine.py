@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from . import parallel
 from ._hashing import ROWS_DIGEST_FORMAT, run_roots
-from .arrow_numpy import as_numpy
+from .arrow_numpy import as_arrow, as_numpy
 from .conform import ConformingEncoder
 from .digest import ColumnsDigest
 from .encoding import EncodedRows, assemble_rows, canonical_ids
@@ -92,10 +92,10 @@ def scan_ids(source: Source, id_column: str, kind: str) -> IdScan:
         sorted_ids = ids
     else:
         order = as_numpy(pc.sort_indices(ids))
-        sorted_ids = ids.take(pa.array(order))
+        sorted_ids = ids.take(as_arrow(order))
     same = pc.equal(sorted_ids.slice(1), sorted_ids.slice(0, len(sorted_ids) - 1))
     dup_at = np.flatnonzero(as_numpy(same))
-    duplicates = pc.unique(sorted_ids.take(pa.array(dup_at))).to_pylist() if len(dup_at) else []
+    duplicates = pc.unique(sorted_ids.take(as_arrow(dup_at))).to_pylist() if len(dup_at) else []
     return IdScan(rows, nondecreasing, duplicates, order, sorted_ids)
 
 

@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..algorithms.registry import get as get_algorithm
-from ..data.arrow_numpy import as_numpy
+from ..data.arrow_numpy import as_arrow, as_numpy
 from ..data.encoding import NUMERIC_KINDS, column_kind
 from ..data.sources import open_source
 from ..errors import BubblechainError, UsageError
@@ -69,7 +69,7 @@ def predictions(
             bad = ~np.isfinite(X)
             if bad.any():
                 rows = np.flatnonzero(bad.any(axis=1))
-                ids = batch.column(meta["id_column"]).take(pa.array(rows[:5])).to_pylist()
+                ids = batch.column(meta["id_column"]).take(as_arrow(rows[:5])).to_pylist()
                 f = meta["features"][int(np.argmax(bad[rows[0]]))]
                 raise UsageError(
                     f"{data}: feature {f!r} is missing or not finite at row id {ids[0]!r}"
@@ -78,13 +78,13 @@ def predictions(
                 )
             cols = {
                 meta["id_column"]: batch.column(meta["id_column"]),
-                "prediction": pa.array(algo.predict(params, X)),
+                "prediction": as_arrow(algo.predict(params, X)),
             }
             if hasattr(algo, "predict_proba") and algo.task == "classification":
                 proba = algo.predict_proba(params, X)
                 classes = _classes(params)
                 for j in range(proba.shape[1]):
-                    cols[f"p_{classes[j] if classes is not None else j}"] = pa.array(proba[:, j])
+                    cols[f"p_{classes[j] if classes is not None else j}"] = as_arrow(proba[:, j])
             yield pa.table(cols)
 
     return meta, entry, batches()
