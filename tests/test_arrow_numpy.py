@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -45,6 +46,19 @@ def test_same_values_and_dtype_as_to_numpy(t, offset, length):
     got, want = as_numpy(arr), arr.to_numpy(zero_copy_only=False)
     assert got.dtype == want.dtype
     assert np.array_equal(got, want)
+    assert got.flags.writeable == want.flags.writeable  # a view of Arrow's memory is read-only
+
+
+@pytest.mark.parametrize("t", TYPES, ids=str)
+def test_fill_reads_nulls_as_fill_null_does(t):
+    arr = _values(t, 37)
+    mask = pa.array(np.arange(37) % 5 == 1)
+    with_nulls = pc.if_else(mask, pa.nulls(37, t), arr).slice(3, 30)
+    fill = False if pa.types.is_boolean(t) else 0
+    got = as_numpy(with_nulls, fill)
+    want = with_nulls.fill_null(fill).to_numpy(zero_copy_only=False)
+    assert got.dtype == want.dtype
+    assert np.array_equal(got, want)
 
 
 @pytest.mark.parametrize("dtype", ["i1", "i4", "i8", "u2", "u8", "f2", "f4", "f8", "?"])
@@ -72,7 +86,8 @@ def test_commit_check_train_and_predict_do_not_import_pandas(tmp_path):
     n = 5000
     path = tmp_path / "d.parquet"
     table = {"id": np.arange(n), "x": np.linspace(0, 1, n), "b": np.arange(n) % 2 == 0}
-    pq.write_table(pa.table({**table, "y": np.arange(n) % 3}), path)
+    z = pa.array(np.arange(n) * 0.5, mask=np.arange(n) % 7 == 0)  # nulls: filled when encoded
+    pq.write_table(pa.table({**table, "z": z, "y": np.arange(n) % 3}), path)
     script = textwrap.dedent(
         f"""
         import sys

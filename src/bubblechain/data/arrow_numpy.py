@@ -23,32 +23,42 @@ def _dtype(t: pa.DataType) -> np.dtype | None:
     return None
 
 
-def as_numpy(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def as_numpy(arr: pa.Array | pa.ChunkedArray, fill: object = None) -> np.ndarray:
     """The values of ``arr``, as `to_numpy(zero_copy_only=False)` gives them.
 
-    Read-only where it is a view of Arrow's memory, as a zero-copy `to_numpy` is.
+    With ``fill``, nulls read as ``fill``, as after Arrow's `fill_null` (which, given a
+    Python value, wakes the shim too). Read-only where it is a view of Arrow's
+    memory, as a zero-copy `to_numpy` is.
     """
     if isinstance(arr, pa.ChunkedArray):
         if arr.num_chunks == 1:
-            return as_numpy(arr.chunk(0))
-        if arr.num_chunks and arr.null_count == 0:
-            return np.concatenate([as_numpy(c) for c in arr.chunks])
-        return arr.to_numpy()
+            return as_numpy(arr.chunk(0), fill)
+        if arr.num_chunks and (arr.null_count == 0 or fill is not None):
+            return np.concatenate([as_numpy(c, fill) for c in arr.chunks])
+        return (arr.fill_null(fill) if fill is not None else arr).to_numpy()
     n, t = len(arr), arr.type
-    if arr.null_count:
-        return arr.to_numpy(zero_copy_only=False)
     dtype = _dtype(t)
-    if dtype is not None:
-        if n == 0:
-            return np.empty(0, dtype)
-        data = np.frombuffer(arr.buffers()[1], dtype=dtype, count=arr.offset + n)
-        return data[arr.offset :]
-    if pa.types.is_boolean(t):
-        if n == 0:
-            return np.empty(0, bool)
-        bits = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
-        return np.unpackbits(bits, count=arr.offset + n, bitorder="little")[arr.offset :].view(bool)
-    return arr.to_numpy(zero_copy_only=False)
+    boolean = pa.types.is_boolean(t)
+    if (dtype is None and not boolean) or (arr.null_count and fill is None):
+        return (arr.fill_null(fill) if fill is not None else arr).to_numpy(zero_copy_only=False)
+    if n == 0:
+        values = np.empty(0, bool if boolean else dtype)
+    elif boolean:
+        values = _bits(arr.buffers()[1], arr.offset, n)
+    else:
+        values = np.frombuffer(arr.buffers()[1], dtype=dtype, count=arr.offset + n)[arr.offset :]
+    if arr.null_count:
+        valid = _bits(arr.buffers()[0], arr.offset, n)
+        return np.where(valid, values, values.dtype.type(fill))
+    if not boolean:
+        values.flags.writeable = False
+    return values
+
+
+def _bits(buf: pa.Buffer, offset: int, n: int) -> np.ndarray:
+    """Bits offset..offset+n of an Arrow bitmap (least significant bit first), as booleans."""
+    packed = np.frombuffer(buf, dtype=np.uint8)
+    return np.unpackbits(packed, count=offset + n, bitorder="little")[offset:].view(bool)
 
 
 def as_arrow(values: np.ndarray) -> pa.Array:

@@ -57,6 +57,8 @@ def encode_leaves(ids: pa.Array, leaves: bytes) -> bytes:
     n = len(ids)
     if len(leaves) != 32 * n:
         raise ValueError("one 32-byte leaf hash per id expected")
+    if ids.null_count:
+        raise ValueError("ids of committed rows cannot be null")
     if pa.types.is_integer(ids.type):
         body = as_numpy(ids.cast(pa.int64())).astype("<i8").tobytes()
         kind = _ID_INT

@@ -278,18 +278,18 @@ def _encode_array(arr: pa.Array, kind: str, copy: bool = True) -> EncodedColumn:
     tags: np.ndarray | None = None
     if kind == "bool":
         tag = TAG_BOOL
-        fixed = as_numpy(_filled(arr, False, has_nulls)).astype(np.uint8).reshape(n, 1)
+        fixed = as_numpy(arr, fill=False).astype(np.uint8).reshape(n, 1)
     elif kind == "int":
         if pa.types.is_uint64(t):
-            v = as_numpy(_filled(arr, 0, has_nulls)).astype("<u8", copy=False)
+            v = as_numpy(arr, fill=0).astype("<u8", copy=False)
             tags = np.where(v >= 2**63, TAG_UINT, TAG_INT).astype(np.uint8)
             fixed = _le_bytes(v, "<u8")
         else:
             tag = TAG_INT
-            fixed = _le_bytes(as_numpy(_filled(arr.cast(pa.int64()), 0, has_nulls)), "<i8")
+            fixed = _le_bytes(as_numpy(arr.cast(pa.int64()), fill=0), "<i8")
     elif kind == "float":
         tag = TAG_FLOAT
-        v = as_numpy(_filled(arr.cast(pa.float64()), 0.0, has_nulls))
+        v = as_numpy(arr.cast(pa.float64()), fill=0.0)
         nan = np.isnan(v)
         bits = v.view(np.uint64)
         if copy or nan.any():
@@ -321,14 +321,14 @@ def _encode_array(arr: pa.Array, kind: str, copy: bool = True) -> EncodedColumn:
         fixed = _le_bytes(np.diff(var_offsets), "<u8")
     elif kind.startswith("timestamp") or kind == "duration":
         tag = TAG_TIMESTAMP if kind != "duration" else TAG_DURATION
-        v = as_numpy(_filled(arr.view(pa.int64()), 0, has_nulls))
+        v = as_numpy(arr.view(pa.int64()), fill=0)
         fixed = _seconds_nanos(v, _PER_SECOND[t.unit])
     elif kind == "date":
         tag = TAG_DATE
         if pa.types.is_date32(t):
-            v = as_numpy(_filled(arr.view(pa.int32()), 0, has_nulls)).astype(np.int64)
+            v = as_numpy(arr.view(pa.int32()), fill=0).astype(np.int64)
         else:
-            v = as_numpy(_filled(arr.view(pa.int64()), 0, has_nulls))
+            v = as_numpy(arr.view(pa.int64()), fill=0)
             if (v % _DAY_MS).any():
                 raise DataError("a date64 value is not a whole number of days")
             v = v // _DAY_MS
@@ -336,7 +336,7 @@ def _encode_array(arr: pa.Array, kind: str, copy: bool = True) -> EncodedColumn:
     elif kind == "time":
         tag = TAG_TIME
         view = pa.int32() if pa.types.is_time32(t) else pa.int64()
-        v = as_numpy(_filled(arr.view(view), 0, has_nulls)).astype(np.int64)
+        v = as_numpy(arr.view(view), fill=0).astype(np.int64)
         fixed = _le_bytes(v * (1_000_000_000 // _PER_SECOND[t.unit]), "<i8")
     else:  # pragma: no cover - column_kind rejects everything else first
         raise DataError(f"kind {kind} is not supported")
