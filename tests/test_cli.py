@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import sqlite3
 
@@ -11,7 +12,10 @@ import pytest
 from conftest import run_cli_process, tree_digest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rich.console import Console
+from rich.table import Table
 
+from bubblechain.cli.common import cell
 from bubblechain.ledger import Ledger
 
 
@@ -190,3 +194,13 @@ def test_bad_quorum(tmp_path):
         r.stderr.strip() == "error: --quorum must be a majority of the 2 witnesses (2 to 2), got 3"
     )
     assert not (tmp_path / "h").exists()
+
+
+def test_table_cells_of_data_are_shown_as_they_are_never_as_markup():
+    reason = "columns [id, x] are missing [/x]\nsee [bold]the file[/bold]"
+    t = Table("reason")
+    t.add_row(cell(reason, 200))
+    out = io.StringIO()
+    Console(file=out, width=300).print(t)
+    assert "columns [id, x] are missing [/x] see [bold]the file[/bold]" in out.getvalue()
+    assert cell("x" * 100, 10).plain == "xxxxxxx..."

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..errors import BubblechainError, NotFinal, Rejected, UsageError
 from ..home import ENV_HOME
@@ -43,9 +44,10 @@ def print_table(table: Any) -> None:
     out.print(table)
 
 
-def clip(text: str, width: int) -> str:
-    """``text`` cut to ``width`` characters for a table cell, marked when cut."""
-    return text if len(text) <= width else text[: width - 3] + "..."
+def cell(text: str, width: int) -> Text:
+    """A table cell of data: plain text (never read as markup), one line, cut to ``width``."""
+    text = " ".join(text.split())
+    return Text(text if len(text) <= width else text[: width - 3] + "...")
 
 
 def emit_json(obj: Any) -> None:

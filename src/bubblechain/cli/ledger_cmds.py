@@ -16,7 +16,7 @@ from .common import (
     EXIT_FINDINGS,
     HomeOpt,
     JsonOpt,
-    clip,
+    cell,
     console,
     emit_json,
     handle_errors,
@@ -137,7 +137,7 @@ def log(
             e["kind"],
             e["sender"],
             e["id"][:12],
-            clip(body, 79),
+            cell(body, 79),
         )
     print_table(t)
 

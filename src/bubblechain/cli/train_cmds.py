@@ -18,7 +18,7 @@ from .common import (
     EXIT_FINDINGS,
     HomeOpt,
     JsonOpt,
-    clip,
+    cell,
     console,
     emit_json,
     err_console,
@@ -205,7 +205,7 @@ def jobs(home: HomeOpt = None, json_: JsonOpt = False) -> None:
         if j.get("metric"):
             result = f"{j['metric']} {j['value']:.4g}"
         else:  # a failed job: why
-            result = clip(j.get("reason", ""), 80)
+            result = cell(j.get("reason", ""), 80)
         t.add_row(
             j["job"],
             j["algorithm"],
@@ -243,7 +243,7 @@ def job(
             f["sender"][:28],
             (f["bubble"] or "")[-24:],
             chain,
-            clip(body, 59),
+            cell(body, 59),
         )
     print_table(t)
 
