@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import platform
 import resource
-import sys
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ def _temporaries(_spec: dict) -> float:
     return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc heap thresholds")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc heap thresholds")
 def test_local_workers_reuse_freed_memory_instead_of_faulting_it_in_each_task(tmp_path):
     # With glibc's defaults each such task faults its 8 MiB in again (~2,000 faults):
     # 3 ms of a 10 ms logistic map task on a VM.

@@ -29,6 +29,6 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(
-        mallopt(M_TRIM_THRESHOLD, TRIM_BYTES)
-    )
+    mapped = mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)
+    trimmed = mallopt(M_TRIM_THRESHOLD, TRIM_BYTES)  # set even if the first was refused
+    return bool(mapped and trimmed)
