@@ -214,7 +214,7 @@ def _paired(tracked: list[float], untracked: list[float]) -> tuple[float, float,
     ratios = [t / u - 1 for t, u in zip(tracked, untracked, strict=True)]
     if len(ratios) < 2:
         return ratios[0], ratios[0], ratios[0]
-    lo, med, hi = statistics.quantiles(ratios, n=4)
+    lo, med, hi = statistics.quantiles(ratios, n=4, method="inclusive")
     return lo, med, hi
 
 
