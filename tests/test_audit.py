@@ -96,6 +96,31 @@ def test_data_row_changed_after_commitment(trained):
     assert replayed and "changed [1234]" in replayed[0].detail
 
 
+def test_jobs_on_other_columns_of_the_same_data_replay_clean(tmp_path):
+    data = tmp_path / "toy.parquet"
+    write_toy(data, rows=ROWS)
+    home = tmp_path / "home"
+    with Ledger.init(home) as led:
+        commit_dataset(led, data, "id", name="toy")
+        for algorithm, target, features in (
+            ("naive-bayes", "label", ["x0", "x1"]),
+            ("logistic", "label", ["x2", "x3"]),
+            ("linear", "x4", ["x0", "x1", "x2"]),
+        ):
+            train(
+                led,
+                data="toy",
+                algorithm=algorithm,
+                target=target,
+                features=features,
+                partitions=4,
+                engine="inline",
+                out=tmp_path / f"{algorithm}-{target}-{len(features)}.model",
+            )
+    rep = run(home)
+    assert [(f.kind, f.where, f.detail) for f in rep.findings] == []
+
+
 class _Lie:
     """A worker that returns a wrong partial once and signs it with its own key."""
 

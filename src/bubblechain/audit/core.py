@@ -100,7 +100,8 @@ class _Auditor:
         self.replayed = 0
         self.candidates = 0
         self.per_worker: dict[str, dict[str, int]] = {}
-        self._data_cache: dict[tuple, tuple | PartitionTampered] = {}
+        self._data_cache: dict[tuple, tuple] = {}
+        self._tampered: set[tuple] = set()  # (root, start, stop) found not to match
         self._cursors: dict[tuple, ReadCursor] = {}
 
     def find(self, kind: str, where: str, detail: str) -> None:
@@ -372,8 +373,16 @@ class _Auditor:
                 )
 
     def partition(self, led, spec, commitment, p: int, where: str):
+        """Partition ``p`` of a job's plan as (X, y), read and verified, or None if tampered.
+
+        Jobs on the same data may train on other columns: the rows are cached per
+        column choice, and a partition that does not match is reported once.
+        """
         start, stop = spec["plan"][p]
-        key = (commitment["root"], start, stop)
+        span = (commitment["root"], start, stop)
+        if span in self._tampered:
+            return None
+        key = (*span, tuple(spec["features"]), spec["target"])
         hit = self._data_cache.get(key)
         if hit is None:
             try:
@@ -391,13 +400,16 @@ class _Auditor:
                     self._cursors[at],
                 )
             except PartitionTampered as e:
-                hit = e
+                bad = e
             except (OSError, ValueError) as e:
-                hit = PartitionTampered(f"{commitment.get('source')}: {e}", [], [], [])
-            self._data_cache[key] = hit
-            if isinstance(hit, PartitionTampered):
-                self.find("data", f"dataset {commitment['name']}, partition {p}", str(hit))
-        return None if isinstance(hit, PartitionTampered) else hit
+                bad = PartitionTampered(f"{commitment.get('source')}: {e}", [], [], [])
+            else:
+                self._data_cache[key] = hit
+                return hit
+            self._tampered.add(span)
+            self.find("data", f"dataset {commitment['name']}, partition {p}", str(bad))
+            return None
+        return hit
 
     # -- files given on the command line ------------------------------------------------------
     def models(self, led: Ledger) -> None:
