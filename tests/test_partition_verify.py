@@ -39,11 +39,13 @@ from bubblechain.data.errors import DataError
 from bubblechain.training import partitions
 from bubblechain.training.partitions import (
     PartitionTampered,
+    UnusableValues,
     partition_cursor,
     plain_cursor,
     plan,
     read_partition,
     read_rows,
+    verified_rows,
 )
 
 N = 64
@@ -89,8 +91,10 @@ def extra_row(id_: int, table: pa.Table | None = None) -> pa.Table:
     return pa.table({"id": [id_], "x": [0.5], "n": [1], "s": ["new"], "y": [0]}).cast(schema)
 
 
-def read(path: Path, body: dict, store, start: int = START, stop: int = STOP):
-    return read_partition(str(path), body, store, start, stop, FEATURES, "y")
+def read(path: Path, body: dict, store, start: int = START, stop: int = STOP, cursor=None):
+    """(X, y) of the rows as verified: the checks of training's values (a NaN in x) come after."""
+    rows, _ = verified_rows(str(path), body, store, start, stop, cursor)
+    return partitions._matrix(rows, FEATURES), rows.column("y").to_numpy()
 
 
 def refused(path: Path, table: pa.Table, body: dict, store, **kw) -> PartitionTampered:
@@ -359,7 +363,7 @@ def test_a_cursor_reads_a_worker_s_partitions_in_one_pass(committed, small_batch
     cursor, decoded = counted(partition_cursor(str(path), body))
     mine = plan(N, 8, SIZE)[1::2]  # a worker's share: every other partition
     for a, b in mine:
-        X, y = read_partition(str(path), body, store, a, b, FEATURES, "y", cursor)
+        X, y = read(path, body, store, a, b, cursor)
         np.testing.assert_array_equal(X, expected_rows(a, b)[0])
         np.testing.assert_array_equal(y, expected_rows(a, b)[1])
     assert sum(decoded) == N  # every row decoded once, not once per partition before it
@@ -369,7 +373,7 @@ def test_a_cursor_starts_over_for_an_earlier_partition(committed, small_batches)
     path, body, store = committed
     cursor, decoded = counted(partition_cursor(str(path), body))
     for a, b in [(40, 48), (8, 16), (16, 24)]:
-        X, _ = read_partition(str(path), body, store, a, b, FEATURES, "y", cursor)
+        X, _ = read(path, body, store, a, b, cursor)
         np.testing.assert_array_equal(X, expected_rows(a, b)[0])
     assert sum(decoded) == 50 + 20 + 5  # to row 50, again from the start, then one more batch
 
@@ -381,10 +385,10 @@ def test_a_tampered_partition_read_through_a_cursor_names_its_ids(committed, sma
     for a, b in plan(N, 8, SIZE):
         if a <= 27 < b:
             with pytest.raises(PartitionTampered) as exc:
-                read_partition(str(path), body, store, a, b, FEATURES, "y", cursor)
+                read(path, body, store, a, b, cursor)
             expect(exc.value, changed=[row_id(27)])
         else:  # the partitions after it still resume and read exactly
-            X, _ = read_partition(str(path), body, store, a, b, FEATURES, "y", cursor)
+            X, _ = read(path, body, store, a, b, cursor)
             np.testing.assert_array_equal(X, expected_rows(a, b)[0])
 
 
@@ -394,19 +398,32 @@ def test_a_cursor_over_a_file_out_of_id_order(committed, small_batches) -> None:
     pq.write_table(shuffled, path, row_group_size=16)
     cursor = partition_cursor(str(path), body)
     for a, b in plan(N, 4, SIZE):
-        X, y = read_partition(str(path), body, store, a, b, FEATURES, "y", cursor)
+        X, y = read(path, body, store, a, b, cursor)
         np.testing.assert_array_equal(X, expected_rows(a, b)[0])
         np.testing.assert_array_equal(y, expected_rows(a, b)[1])
 
 
 def test_the_untracked_reader_resumes_the_same_way(committed, small_batches) -> None:
     path, _, _ = committed
-    cursor, decoded = counted(plain_cursor(str(path), FEATURES, "y"))
+    cursor, decoded = counted(plain_cursor(str(path), ["n"], "y"))  # x holds a NaN: unusable
     for a, b in [*plan(N, 8, SIZE)[::2], (0, 8)]:
-        X, y = read_rows(str(path), a, b, FEATURES, "y", cursor)
-        np.testing.assert_array_equal(X, expected_rows(a, b)[0])
+        X, y = read_rows(str(path), a, b, ["n"], "y", cursor)
+        np.testing.assert_array_equal(X, expected_rows(a, b)[0][:, 1:])
         np.testing.assert_array_equal(y, expected_rows(a, b)[1])
     assert sum(decoded) == 60 + 10  # one pass to row 60, then the start again
+
+
+def test_training_refuses_the_nan_it_verified(committed) -> None:
+    path, body, store = committed
+    read(path, body, store)  # the rows are the committed ones, NaN and all
+    with pytest.raises(
+        UnusableValues, match=r"feature 'x' is missing or not finite at row ids \[40\] \(1 row\)"
+    ):
+        read_partition(str(path), body, store, START, STOP, FEATURES, "y")
+    X, _ = read_partition(str(path), body, store, START, STOP, ["n"], "y")
+    np.testing.assert_array_equal(X, expected_rows()[0][:, 1:])
+    with pytest.raises(UnusableValues, match=r"at positions \[4\] \(1 row\)"):
+        read_rows(str(path), START, STOP, FEATURES, "y")
 
 
 def test_string_ids(tmp_path: Path) -> None:

@@ -141,6 +141,55 @@ def test_tampered_partition_refuses_and_the_job_fails_with_the_row_ids(toy):
     assert verify_home(home).ok
 
 
+@pytest.mark.parametrize(
+    ("column", "values", "algorithm", "target", "message"),
+    [
+        ("x1", {5: float("nan"), 17: float("nan")}, "logistic", "label",
+         "feature 'x1' is missing or not finite at row ids [5, 17] (2 rows)"),
+        ("x1", {1999: None}, "kmeans", None,
+         "feature 'x1' is missing or not finite at row ids [1999] (1 row)"),
+        ("x2", {3: float("inf")}, "linear", "x4",
+         "feature 'x2' is missing or not finite at row ids [3] (1 row)"),
+        ("x4", {8: float("nan")}, "linear", "x4",
+         "target 'x4' is missing or not finite at row ids [8] (1 row)"),
+        ("name", {11: None}, "naive-bayes", "name",
+         "target 'name' is missing or not finite at row ids [11] (1 row)"),
+    ],
+)  # fmt: skip
+def test_missing_or_nonfinite_values_refuse_naming_the_row_ids(
+    tmp_path, column, values, algorithm, target, message
+):
+    """Committed as they are, but unusable: the job fails on the record naming the rows
+    (before, a null string target trained a class named "None", and a NaN feature failed
+    in canonical JSON or LAPACK, far from its cause)."""
+    data = tmp_path / "toy.parquet"
+    write_toy(data, rows=2000)
+    t = pq.read_table(data)
+    t = t.append_column("name", pa.array(["yes" if v else "no" for v in t["label"].to_pylist()]))
+    col = t[column].to_pylist()
+    for i, v in values.items():
+        col[i] = v
+    t = t.set_column(t.schema.get_field_index(column), column, pa.array(col, t[column].type))
+    pq.write_table(t, data)
+    home = tmp_path / "home"
+    features = ["x0", "x1", "x2", "x3"]
+    with Ledger.init(home) as led:
+        commit_dataset(led, data, "id", name="toy")
+        with pytest.raises(TrainingFailed) as exc:
+            train(
+                led, data="toy", algorithm=algorithm, target=target, features=features,
+                partitions=4, engine="inline",
+            )  # fmt: skip
+    assert "refused to compute" in str(exc.value) and message in str(exc.value)
+    with Ledger.open(home, readonly=True) as led:
+        (refusal,) = list(led.entries(kind="task.refused"))
+        (end,) = list(led.entries(kind="job.end"))
+        assert not list(led.entries(kind="model.final"))
+    assert refusal.body["unusable"] == sorted(values)
+    assert end.body["status"] == "failed" and end.body["unusable"] == sorted(values)
+    assert verify_home(home).ok
+
+
 def _tamper_params_between_rounds(monkeypatch):
     """Root on the coordinator: change its in-memory parameters after round 1 is recorded."""
     algo = get_algorithm("logistic")

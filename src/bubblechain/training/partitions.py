@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..data._hashing import ROWS_DIGEST_FORMAT, hash_rows, rows_digest
-from ..data.arrow_numpy import as_numpy
+from ..data.arrow_numpy import as_arrow, as_numpy
 from ..data.artifacts import Partition, encode_leaves, load_index
 from ..data.conform import conforming_encoder, open_for_schema
 from ..data.digest import ColumnsDigest
@@ -65,9 +65,73 @@ class PartitionTampered(ValueError):
         return {"changed": self.changed, "missing": self.missing, "added": self.added}
 
 
+class UnusableValues(ValueError):
+    """Rows that match the commitment but that training cannot use: a missing (null or
+    NaN) or infinite feature or target value."""
+
+    def __init__(self, source: str, role: str, column: str, ids: list, *, positions: bool):
+        self.ids = ids
+        where = "positions" if positions else "row ids"
+        super().__init__(
+            f"{source}: {role} {column!r} is missing or not finite at {where} {_ids(ids)}"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {"unusable": self.ids[:1000]}
+
+
 def _ids(ids: list) -> str:
     shown = ", ".join(map(str, ids[:_SHOW]))
-    return f"[{shown}{', …' if len(ids) > _SHOW else ''}] ({len(ids)} rows)"
+    return f"[{shown}{', …' if len(ids) > _SHOW else ''}] ({len(ids)} row{'s' * (len(ids) != 1)})"
+
+
+def nonfinite_rows(X: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, str] | None:
+    """Rows of ``X`` holding a NaN or an infinity, and the column of the first; None if none.
+
+    One sum settles the usual case: it is finite only if every value is.
+    """
+    if np.isfinite(X.sum()):
+        return None
+    bad = ~np.isfinite(X)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if not len(rows):  # the sum overflowed
+        return None
+    return rows, names[int(np.argmax(bad[rows[0]]))]
+
+
+def usable(
+    table: pa.Table, features: Sequence[str], target: str | None, label: str, id_column: str | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(X float64, y) of ``table``, refusing any missing or non-finite value (UnusableValues).
+
+    A null would otherwise become NaN in X (and fail far from its cause) or, in a
+    string target, a class named "None". Rows are named by ``id_column`` (by
+    position without one).
+    """
+
+    def refuse(role: str, column: str, rows: np.ndarray) -> UnusableValues:
+        if id_column is None:
+            ids = rows.tolist()
+        else:
+            ids = table.column(id_column).take(as_arrow(rows)).to_pylist()
+        return UnusableValues(label, role, column, ids, positions=id_column is None)
+
+    roles = [("feature", f) for f in features] + ([("target", target)] if target else [])
+    for role, name in roles:
+        col = table.column(name)
+        if col.null_count:
+            raise refuse(role, name, np.flatnonzero(as_numpy(col.is_null())))
+    X = _matrix(table, features)
+    bad = nonfinite_rows(X, features)
+    if bad is not None:
+        raise refuse("feature", bad[1], bad[0])
+    # A copy, like X: a zero-copy view could be of a memory-mapped file that changes later.
+    y = np.array(as_numpy(table.column(target))) if target else None
+    if y is not None and y.dtype.kind == "f":
+        bad = nonfinite_rows(y[:, None], [target])
+        if bad is not None:
+            raise refuse("target", target, bad[0])
+    return X, y
 
 
 def plan(rows: int, partitions: int, align: int = 1) -> list[tuple[int, int]]:
@@ -99,16 +163,35 @@ def read_partition(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Rows [start, stop) of `source` in id order as (X float64, y), verified first.
 
+    Raises PartitionTampered unless the rows are exactly the committed ones
+    (`verified_rows`), then UnusableValues for a missing or non-finite feature or
+    target value.
+    """
+    if not 0 <= start <= stop <= commitment["rows"]:
+        raise ValueError(f"rows [{start}, {stop}) are not within the {commitment['rows']} rows")
+    if start == stop:
+        return np.empty((0, len(features))), (np.empty(0) if target else None)
+    part, label = verified_rows(source, commitment, store, start, stop, cursor)
+    return usable(part, features, target, label, commitment["schema"]["id_column"])
+
+
+def verified_rows(
+    source: str,
+    commitment: dict,
+    store: Any,
+    start: int,
+    stop: int,
+    cursor: ReadCursor | None = None,
+) -> tuple[pa.Table, str]:
+    """Rows [start, stop) (not empty) of `source` in id order, every committed column, and
+    the source's label for messages.
+
     Raises PartitionTampered, naming every differing id of the committed
     partitions that cover the range, unless their rows are exactly the committed
     ones; DataError if the commitment's artifacts are inconsistent. A worker
     passes its `ReadCursor` of the source so that reading its partitions in
     increasing order costs one pass over the file.
     """
-    if not 0 <= start <= stop <= commitment["rows"]:
-        raise ValueError(f"rows [{start}, {stop}) are not within the {commitment['rows']} rows")
-    if start == stop:
-        return np.empty((0, len(features))), (np.empty(0) if target else None)
     schema = commitment["schema"]
     parts = load_index(commitment, store.get)
     size = commitment["partition_rows"]
@@ -128,10 +211,7 @@ def read_partition(
             rows = span.read(ReadCursor(src.batches), early=False, label=src.label)
             _verify(rows, span, schema, store, final=True)
         table = pa.Table.from_batches([b for b, _ in rows.chunks], schema=src.schema)
-    part = table.slice(start - keys[0] * size, stop - start)
-    # A copy, like X: a zero-copy view could be of a memory-mapped file that changes later.
-    y = np.array(as_numpy(part.column(target))) if target else None
-    return _matrix(part, features), y
+    return table.slice(start - keys[0] * size, stop - start), src.label
 
 
 def _read_in_place(
@@ -451,9 +531,7 @@ def read_rows(
             kept.append(batch.slice(max(start - pos, 0), min(stop, pos + n) - max(start, pos)))
         if pos + n >= stop:
             break
-    t = pa.Table.from_batches(kept)
-    y = np.array(as_numpy(t.column(target))) if target else None
-    return _matrix(t, features), y
+    return usable(pa.Table.from_batches(kept), features, target, source, None)
 
 
 def partition_cursor(source: str, commitment: dict) -> ReadCursor:

@@ -22,6 +22,7 @@ from ..fsutil import check_writable
 from ..ledger import Ledger
 from ..ledger.ledger import Entry
 from .model import model_file, parse_model
+from .partitions import nonfinite_rows
 
 
 class ModelMismatch(BubblechainError):
@@ -66,11 +67,10 @@ def predictions(
             X = np.column_stack(
                 [as_numpy(batch.column(f)).astype(np.float64) for f in meta["features"]]
             )
-            bad = ~np.isfinite(X)
-            if bad.any():
-                rows = np.flatnonzero(bad.any(axis=1))
+            bad = nonfinite_rows(X, meta["features"])
+            if bad is not None:
+                rows, f = bad
                 ids = batch.column(meta["id_column"]).take(as_arrow(rows[:5])).to_pylist()
-                f = meta["features"][int(np.argmax(bad[rows[0]]))]
                 raise UsageError(
                     f"{data}: feature {f!r} is missing or not finite at row id {ids[0]!r}"
                     f" ({len(rows)} such rows in this batch, ids {ids}"

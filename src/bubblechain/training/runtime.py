@@ -273,7 +273,7 @@ class Coordinator:
         self._fail(
             f"map task for partition {b['partition']} refused to compute: "
             f"{b.get('reason', 'no reason given')}",
-            details={k: b.get(k, []) for k in ("changed", "missing", "added")},
+            details={k: b[k] for k in ("changed", "missing", "added", "unusable") if k in b},
         )
 
     def _fail(self, reason: str, details: dict | None = None) -> None:

@@ -29,6 +29,7 @@ from .code import training_code_hash
 from .partitions import (
     PartitionTampered,
     ReadCursor,
+    UnusableValues,
     partition_cursor,
     plain_cursor,
     read_partition,
@@ -83,7 +84,7 @@ def map_task(spec: dict[str, Any]) -> dict[str, Any]:
     base = {"iteration": it, "partition": p, "attempt": attempt, "phase": spec["phase"]}
     try:
         X, y = _partition(w, spec)
-    except PartitionTampered as e:
+    except (PartitionTampered, UnusableValues) as e:
         msg = bubble.send(
             "task.refused",
             {**base, "reason": str(e), **e.summary()},
