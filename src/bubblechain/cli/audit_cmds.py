@@ -10,8 +10,8 @@ import typer
 from ..audit import AuditOptions
 from ..audit import audit as run_audit
 from ..audit.report import render
-from ..fsutil import write_atomic
-from .common import EXIT_FINDINGS, HomeOpt, JsonOpt, console, emit_json, handle_errors
+from ..fsutil import check_writable, write_atomic
+from .common import EXIT_FINDINGS, HomeOpt, JsonOpt, console, emit_json, fail, handle_errors
 
 
 @handle_errors
@@ -45,10 +45,10 @@ def audit(
         seed=seed,
         witnesses=witnesses,
     )
+    if report is not None:
+        check_writable(report, "--report")  # before the audit, not after minutes of replay
     rep = run_audit(home, opts)
     d = rep.to_dict()
-    if report is not None:
-        write_atomic(report, render(d, "bubblechain audit").encode())
     if json_:
         emit_json(d)
     else:
@@ -65,7 +65,14 @@ def audit(
         console.print(
             "[green]✓ no findings[/]" if rep.ok else f"[red]{len(rep.findings)} finding(s)[/]"
         )
-        if report is not None:
+    if report is not None:  # after the result is printed: a failed write does not hide it
+        page = render(d, "bubblechain audit").encode()
+        try:
+            report.parent.mkdir(parents=True, exist_ok=True)  # as check_writable promises
+            write_atomic(report, page)
+        except OSError as e:
+            raise fail(f"--report {report}: cannot write the report: {e.strerror or e}") from None
+        if not json_:
             console.print(f"report: {report}")
     if not rep.ok:
         raise typer.Exit(EXIT_FINDINGS)
