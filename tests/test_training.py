@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -427,6 +428,53 @@ def test_unreachable_scheduler_is_one_line(toy, cli, monkeypatch):
     assert _jobs_on(home) == []
 
 
+def test_outputs_never_overwrite_what_the_ledger_vouches_for(toy, cli, tmp_path):
+    """--out onto a committed source, a recorded model or the input is refused up front
+    (it used to overwrite them: the dataset could no longer be verified)."""
+    home, data = toy
+    committed = data.read_bytes()
+    train_args = ["train", "--data", "toy", "--target", "label", "--algorithm", "logistic",
+                  "--iterations", "3", "--home", home]  # fmt: skip
+    code, out, err = cli(*train_args, "--out", data)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"--out {data} is the source of committed dataset 'toy'" in err
+    assert data.read_bytes() == committed and _jobs_on(home) == []
+    model = tmp_path / "m.model"
+    assert cli(*train_args, "--out", model)[0] == 0
+    (job,) = [j["job"] for j in _jobs_on(home)]
+    recorded = model.read_bytes()
+    code, _, err = cli(*train_args, "--out", model)
+    assert code == 2 and f"--out {model} holds the model of job {job}" in err
+    assert model.read_bytes() == recorded and len(_jobs_on(home)) == 1
+    copy = tmp_path / "copy.parquet"
+    shutil.copy(data, copy)
+    for out_file, message in [
+        (copy, f"--out {copy} is also the input"),
+        (data, f"--out {data} is the source of committed dataset 'toy'"),
+    ]:
+        code, out, err = cli("predict", copy, "--model", model, "--out", out_file, "--home", home)
+        assert code == 2 and out == "" and message in err
+    assert copy.read_bytes() == data.read_bytes() == committed
+    # A directory that does not exist yet is made, as for train's --out.
+    fresh = tmp_path / "new" / "dir" / "p.csv"
+    assert cli("predict", copy, "--model", model, "--out", fresh, "--home", home)[0] == 0
+    assert fresh.read_text().count("\n") == ROWS + 1
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_output_where_no_file_can_be_created_is_refused_before_any_work(toy, cli):
+    """Permission bits do not tell (root may write anywhere, but not in /proc)."""
+    home, data = toy
+    code, out, err = cli(
+        "train", "--data", "toy", "--target", "label", "--algorithm", "logistic",
+        "--out", "/proc/m.model", "--home", home,
+    )  # fmt: skip
+    assert code == 2 and out == "" and "--out /proc/m.model: cannot create files in /proc" in err
+    assert _jobs_on(home) == []
+    code, out, err = cli("predict", data, "--model", data, "--out", "/proc/p.csv", "--home", home)
+    assert code == 2 and out == "" and "--out /proc/p.csv: cannot create files in /proc" in err
+
+
 def test_predict_checks_the_hash_before_parsing_and_refuses_bad_input(toy, cli, tmp_path):
     home, data = toy
     with Ledger.open(home) as led:
@@ -462,7 +510,7 @@ def test_predict_checks_the_hash_before_parsing_and_refuses_bad_input(toy, cli, 
     for path, out_file, message in [
         (strings, "s.csv", "feature column 'x0' holds string values, not numbers"),
         (nulls, "n.csv", "feature 'x1' is missing or not finite at row id 12 (2 such rows"),
-        (data, "missing/dir/p.csv", "directory"),
+        (data, "p.model", "use a .csv or .parquet file name"),
     ]:
         code, out, err = cli(
             "predict", path, "--model", model, "--out", tmp_path / out_file, "--home", home

@@ -68,8 +68,10 @@ def fsync_dir(path: Path) -> None:
 def check_writable(path: Path | str, what: str) -> None:
     """Refuse, before any work, an output path that could not be written.
 
-    Its nearest existing ancestor must be a writable directory (missing ones are
-    created on writing), and the path itself must not be a directory.
+    Its nearest existing ancestor must be a directory where a file can really be
+    created (missing directories are created on writing): a probe file is made
+    and removed, because permission bits do not tell (root, read-only mounts,
+    /proc). The path itself must not be a directory.
     """
     path = Path(path)
     if path.is_dir():
@@ -79,5 +81,10 @@ def check_writable(path: Path | str, what: str) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise UsageError(f"{what} {path}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{what} {path}: directory {parent} is not writable")
+    probe = parent / f".bubblechain-probe-{secrets.token_hex(6)}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as e:
+        raise UsageError(f"{what} {path}: cannot create files in {parent} ({e.strerror})") from None
+    with contextlib.suppress(OSError):
+        os.unlink(probe)

@@ -11,7 +11,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..ledger import Ledger
-from ..training.predict import ModelMismatch, check_output, predictions, write_predictions
+from ..training.predict import (
+    ModelMismatch,
+    check_predictions_out,
+    predictions,
+    write_predictions,
+)
 from ..training.runtime import TrainingFailed
 from ..training.runtime import train as run_training
 from .common import (
@@ -134,9 +139,9 @@ def predict(
     Without --out the predictions are JSON lines on stdout (with or without --json);
     with --out, --json prints the summary as JSON.
     """
-    if out is not None:
-        check_output(out)
     with Ledger.open(home, readonly=True) as led:
+        if out is not None:
+            check_predictions_out(led, out, (path, model))
         try:
             meta, entry, batches = predictions(led, model, path)
         except ModelMismatch as e:
@@ -146,16 +151,16 @@ def predict(
         emit_json(
             {
                 "predictions": n,
-                "out": str(out),
+                "out": str(out) if n else None,
                 "job": meta["job"],
                 "model_hash": entry.body["model_hash"],
                 "model_final_index": entry.index,
             }
         )
     elif out is not None:
+        where = f"written to {out}" if n else f"{path} has no rows, so {out} was not written"
         console.print(
-            f"{n} predictions from job {meta['job']} (model.final at index "
-            f"{entry.index}) written to {out}"
+            f"{n} predictions from job {meta['job']} (model.final at index {entry.index}) {where}"
         )
 
 

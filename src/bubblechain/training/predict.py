@@ -18,10 +18,10 @@ from ..data.arrow_numpy import as_arrow, as_numpy
 from ..data.encoding import NUMERIC_KINDS, column_kind
 from ..data.sources import open_source
 from ..errors import BubblechainError, UsageError
-from ..fsutil import check_writable
 from ..ledger import Ledger
 from ..ledger.ledger import Entry
 from .model import model_file, parse_model
+from .outputs import check_output
 from .partitions import nonfinite_rows
 
 
@@ -95,17 +95,19 @@ def _classes(params: dict) -> list | None:
     return None if c is None else [str(x) for x in np.asarray(c).tolist()]
 
 
-def check_output(out: Path) -> None:
-    """Refuse an --out that could not be written, before any prediction is made."""
+def check_predictions_out(ledger: Ledger, out: Path, inputs: tuple[Path, ...]) -> None:
+    """Refuse an --out that could not or must not be written, before any prediction is made."""
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise UsageError(f"--out {out}: use a .csv or .parquet file name")
-    check_writable(out, "--out")
-    if not out.parent.is_dir():
-        raise UsageError(f"--out {out}: directory {out.parent} does not exist")
+    check_output(ledger, out, "--out", inputs)
 
 
 def write_predictions(batches: Iterator[pa.Table], out: Path | None) -> int:
-    """Write to CSV or Parquet by extension, or JSON lines to stdout; return the row count."""
+    """Write to CSV or Parquet by extension, or JSON lines to stdout; return the row count.
+
+    The file appears whole or not at all (none for no rows); check the path first
+    with `check_predictions_out`.
+    """
     n = 0
     if out is None:
         for t in batches:
@@ -114,11 +116,11 @@ def write_predictions(batches: Iterator[pa.Table], out: Path | None) -> int:
             n += t.num_rows
         return n
     out = Path(out)
-    check_output(out)
     suffix = out.suffix.lower()
     tmp = out.with_name(f".{out.name}.tmp")
     writer = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         for t in batches:
             if writer is None:
                 writer = (
@@ -132,6 +134,8 @@ def write_predictions(batches: Iterator[pa.Table], out: Path | None) -> int:
             writer.close()
             writer = None
             tmp.replace(out)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None
     finally:
         if writer is not None:
             writer.close()

@@ -26,7 +26,6 @@ from ..algorithms.registry import get as get_algorithm
 from ..crypto.keys import Identity
 from ..data.encoding import NUMERIC_KINDS
 from ..errors import BubblechainError, Rejected, UsageError
-from ..fsutil import check_writable
 from ..ledger import Ledger, Message
 from . import blas
 from . import tasks as tasks_mod
@@ -34,6 +33,7 @@ from .bubble import Bubble, Signer
 from .code import training_code_hash
 from .engines import make_engine
 from .model import write_model
+from .outputs import check_output
 from .partitions import plan
 
 COORDINATOR = "coordinator"
@@ -462,7 +462,7 @@ def train(
     hyper = dict(hyper or {})
     ranges = plan(commitment["rows"], partitions, align=commitment["partition_rows"])
     out = Path(out) if out else ledger.home.root / "models" / f"{job}.model"
-    check_writable(out, "--out")
+    check_output(ledger, out, "--out")
     eng = make_engine(engine, workers=workers, scheduler=scheduler)
     spec = {
         "job": job,
