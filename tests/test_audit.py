@@ -219,7 +219,7 @@ def test_training_code_changed(trained, monkeypatch):
         monkeypatch.undo()
         training_code_hash.cache_clear()
     (f,) = rep.findings
-    assert (f.kind, f.where) == ("code", f"job {job}") and "the code changed" in f.detail
+    assert (f.kind, f.where) == ("code", job) and "the code changed" in f.detail
 
 
 def _db(home):

@@ -65,3 +65,71 @@ def test_report_write_failing_at_the_end_keeps_the_json(home, cli, tmp_path, mon
     assert code == 2
     assert err == f"error: --report {report}: cannot write the report: Is a directory\n"
     assert json.loads(out)["ok"] is True
+
+
+# -- finding labels: each says what and where once ---------------------------------------------
+
+JOB = "job-20250101-000000-abcdef"
+
+
+def _malformed_job(home) -> None:
+    """A job.start the ledger accepts (its shape is valid) whose dataset has no name."""
+    from bubblechain.crypto.keys import Identity
+    from bubblechain.ledger import Ledger
+
+    coord = Identity.generate("coord")
+    body = {
+        "algorithm": "logistic",
+        "hyper": {},
+        "dataset": {"commit": "00" * 32},
+        "partitions": 1,
+        "plan": [[0, 10]],
+        "features": ["x"],
+        "target": "y",
+        "seed": 0,
+    }
+    with Ledger.open(home) as led:
+        led.register_node("coord", coord.public_key, "coordinator")
+        led.append(
+            "job.start",
+            body,
+            signer=coord,
+            bubble="b1",
+            state="aa" * 32,
+            code="cc" * 32,
+            job=JOB,
+        )
+        led.flush()
+
+
+def test_job_findings_name_the_job_once(home, cli, tmp_path):
+    _malformed_job(home)
+    report = tmp_path / "r.html"
+    code, out, err = cli("audit", "--home", home, "--replay", "none", "--report", report)
+    assert (code, err) == (1, "")
+    lines = out.splitlines()
+    assert f"✗ job {JOB}: its record is malformed: KeyError: 'name'" in lines
+    assert f"✗ data {JOB}: job.start names a data.commit that is not on the ledger" in lines
+    assert any(line.startswith(f"✗ code {JOB}: job.start declares code cc") for line in lines)
+    assert f"job {JOB}" not in out.replace(f"✗ job {JOB}", "")  # no "job job-…" elsewhere
+    page = report.read_text()
+    assert f"<h2><code>{JOB}</code></h2>" in page and "job job" not in page.lower()
+
+    code, out, _ = cli("audit", "--home", home, "--replay", "none", "--json")
+    wheres = {(f["kind"], f["where"]) for f in json.loads(out)["findings"]}
+    assert {("job", JOB), ("data", JOB), ("code", JOB)} <= wheres
+
+
+def test_witness_findings_name_the_witness_once(home, cli, tmp_path):
+    import shutil
+
+    early = tmp_path / "early.db"
+    shutil.copy(home / "ledger.db", early)
+    assert cli("note", "after the copy", "--home", home)[0] == 0
+    shutil.copy(early, home / "ledger.db")  # a valid ledger, but not what the witnesses saw
+    code, out, _ = cli("audit", "--home", home, "--replay", "none")
+    assert code == 1
+    lines = out.splitlines()
+    for w in ("w1", "w2", "w3"):
+        assert f"✗ witness {w}: cosigned a log of 2 entries; this ledger has only 1" in lines
+    assert "witness witness" not in out

@@ -45,7 +45,7 @@ from ..training.partitions import (
 )
 from ..training.tasks import evaluate_partial, metric_from_partials
 from ..witness.local import REPLICA_FILE
-from .jobs import JobRecord, collect_jobs
+from .jobs import JobRecord, collect_jobs, job_label
 
 FRACTIONS = (0.01, 0.05, 0.1, 0.25)
 
@@ -124,7 +124,7 @@ class _Auditor:
     # -- one job --------------------------------------------------------------------------
     def job(self, led: Ledger, rec: JobRecord) -> dict[str, Any]:
         spec = rec.spec
-        where = f"job {rec.job}"
+        where = job_label(rec.job)
         try:
             algo = get_algorithm(spec["algorithm"])
         except ValueError as e:
@@ -143,7 +143,7 @@ class _Auditor:
             if e.fields["code"] != code:
                 self.find(
                     "code",
-                    f"message {e.index} ({rec.job})",
+                    f"message {e.index} ({job_label(rec.job)})",
                     f"task.result from {e.fields['sender']} ran code "
                     f"{e.fields['code'][:16]}…, not the job's {code[:16]}…",
                 )
@@ -154,7 +154,7 @@ class _Auditor:
                 ):
                     self.find(
                         "artifact",
-                        f"message {e.index} ({e.kind}, {rec.job})",
+                        f"message {e.index} ({e.kind}, {job_label(rec.job)})",
                         f"artifact {h} is missing from the store",
                     )
         if rec.commit is None:
@@ -192,7 +192,7 @@ class _Auditor:
     def plan(self, rec: JobRecord) -> None:
         """The partitions must cover the committed rows exactly once, in order."""
         spec, c = rec.spec, rec.commit.body
-        where = f"job {rec.job}"
+        where = job_label(rec.job)
         ds = spec["dataset"]
         if (ds.get("name"), ds.get("root"), ds.get("rows")) != (c["name"], c["root"], c["rows"]):
             self.find("plan", where, "job.start misstates the committed dataset it names")
@@ -212,12 +212,12 @@ class _Auditor:
         try:
             p0 = algo.initial_params(len(spec["features"]), spec["hyper"], spec["seed"])
         except ValueError as e:
-            self.find("params", f"job {rec.job}", f"declared hyperparameters are invalid: {e}")
+            self.find("params", job_label(rec.job), f"declared hyperparameters are invalid: {e}")
             return
         if hash_arrays(p0) != rec.start.fields["state"]:
             self.find(
                 "params",
-                f"message {rec.start.index} (job.start, {rec.job})",
+                f"message {rec.start.index} (job.start, {job_label(rec.job)})",
                 "its initial parameters are not those of the declared algorithm, "
                 "hyperparameters and seed",
             )
@@ -229,7 +229,7 @@ class _Auditor:
         for e in rec.messages[1:]:
             if e.fields["bubble"] != bubble:
                 continue
-            where = f"message {e.index} ({e.kind}, {rec.job})"
+            where = f"message {e.index} ({e.kind}, {job_label(rec.job)})"
             if e.fields["last"] != state:
                 self.find(
                     "chain",
@@ -248,11 +248,11 @@ class _Auditor:
         """One model.final per finished job, on the last parameters, with the true metric."""
         finals = [e for e in rec.messages if e.kind == "model.final"]
         if rec.end is not None and rec.end.body.get("status") == "succeeded" and not finals:
-            self.find("model", f"job {rec.job}", "succeeded without a model.final")
+            self.find("model", job_label(rec.job), "succeeded without a model.final")
         if len(finals) > 1:
-            self.find("model", f"job {rec.job}", f"records {len(finals)} model.final messages")
+            self.find("model", job_label(rec.job), f"records {len(finals)} model.final messages")
         for f in finals:
-            where = f"message {f.index} (model.final, {rec.job})"
+            where = f"message {f.index} (model.final, {job_label(rec.job)})"
             last = rec.updates[-1].fields["state"] if rec.updates else rec.start.fields["state"]
             if f.body.get("params") != last or f.fields["last"] != last:
                 self.find("model", where, "its parameters are not the job's last state.update")
@@ -282,7 +282,7 @@ class _Auditor:
     def data_flow(self, rec: JobRecord) -> None:
         parts = len(rec.spec["plan"])
         for u in rec.updates:
-            where = f"message {u.index} (state.update, {rec.job})"
+            where = f"message {u.index} (state.update, {job_label(rec.job)})"
             listed = [r["message"] for r in u.body["results"]]
             if listed != u.fields["inputs"]:
                 self.find("flow", where, "its results list differs from its signed inputs")
@@ -314,7 +314,10 @@ class _Auditor:
 
     def replay_updates(self, led: Ledger, rec: JobRecord, algo) -> None:
         for u in rec.updates:
-            where = f"message {u.index} (state.update, iteration {u.body['iteration']}, {rec.job})"
+            where = (
+                f"message {u.index} (state.update, iteration {u.body['iteration']}, "
+                f"{job_label(rec.job)})"
+            )
             params = self.arrays(led, u.fields["last"], where)
             partials = [
                 self.arrays(led, r["partial"], where)
@@ -347,7 +350,7 @@ class _Auditor:
             b = e.body
             where = (
                 f"message {e.index} (task.result by {worker}, partition {b['partition']}, "
-                f"iteration {b['iteration']}, {rec.job})"
+                f"iteration {b['iteration']}, {job_label(rec.job)})"
             )
             if commitment is None:
                 continue
@@ -558,14 +561,16 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
             if pending:
                 a.find(
                     "pending",
-                    f"job {rec.job}",
+                    job_label(rec.job),
                     f"{len(pending)} of its messages (from index "
                     f"{pending[0].index}) are not final: no witness quorum vouches for them",
                 )
             try:
                 jobs.append(a.job(led, rec))
             except (KeyError, TypeError, ValueError, IndexError) as e:
-                a.find("job", f"job {rec.job}", f"its record is malformed: {type(e).__name__}: {e}")
+                a.find(
+                    "job", job_label(rec.job), f"its record is malformed: {type(e).__name__}: {e}"
+                )
                 jobs.append({"job": rec.job})
         a.models(led)
         a.data_files(led)

@@ -34,6 +34,15 @@ class JobRecord:
         ]
 
 
+def job_label(job: str) -> str:
+    """How a finding or a report names a job: its id, which reads ``job-…`` already.
+
+    An id that does not start with ``job-`` (not made by this tool) is prefixed
+    with ``job``, so that it still says what it is.
+    """
+    return job if job.startswith("job-") else f"job {job}"
+
+
 def collect_jobs(entries: Iterable[Entry]) -> tuple[list[JobRecord], dict[str, Entry]]:
     """Group messages by job; also return every data.commit by message id."""
     jobs: dict[str, JobRecord] = {}

@@ -67,7 +67,9 @@ def render(report: dict[str, Any], title: str) -> str:
             f"</tr>{rows}</table>"
         )
     for job in report["jobs"]:
-        parts.append(f"<h2>Job <code>{e(job['job'])}</code></h2>")
+        jid = job["job"]  # "job-…" says it is a job; any other id is introduced as one
+        intro = "" if jid.startswith("job-") else "Job "
+        parts.append(f"<h2>{intro}<code>{e(jid)}</code></h2>")
         if "algorithm" not in job:
             continue
         parts.append(

@@ -6,12 +6,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ..audit import AuditOptions
 from ..audit import audit as run_audit
 from ..audit.report import render
 from ..fsutil import check_writable, write_atomic
+from ..ledger.verify import Finding
 from .common import EXIT_FINDINGS, HomeOpt, JsonOpt, console, emit_json, fail, handle_errors
+
+
+def _line(f: Finding) -> str:
+    """A finding as one line of markup: its kind in bold, where, and what.
+
+    The kind is not repeated when ``where`` starts with it (``witness w1``, not
+    ``witness witness w1``). Where and what are data, never read as markup.
+    """
+    rest = f.where[len(f.kind) :] if f.where.split(" ", 1)[0] == f.kind else f" {f.where}"
+    return f"[bold]{escape(f.kind)}[/]{escape(rest)}: {escape(f.detail)}"
 
 
 @handle_errors
@@ -53,7 +65,7 @@ def audit(
         emit_json(d)
     else:
         for f in rep.findings:
-            console.print(f"[red]✗[/] [bold]{f.kind}[/] {f.where}: {f.detail}")
+            console.print(f"[red]✗[/] {_line(f)}")
         s = d["sampling"]
         console.print(
             f"audited {d['stats']['messages']} messages, {d['stats']['jobs']} job(s) "
@@ -73,7 +85,7 @@ def audit(
         except OSError as e:
             raise fail(f"--report {report}: cannot write the report: {e.strerror or e}") from None
         if not json_:
-            console.print(f"report: {report}")
+            console.print(f"report: {escape(str(report))}")
     if not rep.ok:
         raise typer.Exit(EXIT_FINDINGS)
 
