@@ -347,6 +347,10 @@ def _jobs_on(home: Path) -> list[dict]:
         (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler is for the dask engine"),
         (["--features", "name"], "feature column 'name' of dataset 'toy' holds string values"),
         (["--features", "label"], "target column 'label' cannot also be a feature"),
+        (
+            ["--algorithm", "linear", "--target", "name"],
+            "target column 'name' of dataset 'toy' holds string values: linear regression needs",
+        ),
         (["--out", "{data}/m.model"], "is not a directory"),
         (["--out", "{tmp}"], "is a directory, not a file name"),
     ],
@@ -367,6 +371,25 @@ def test_bad_training_input_is_one_line_exit_2_and_no_job(tmp_path, cli, args, m
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
     assert _jobs_on(home) == [] and verify_home(home).ok
+
+
+def test_a_dataset_a_job_could_only_fail_on_is_refused_before_it_starts(toy, cli, tmp_path):
+    home, data = toy
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pq.read_table(data).slice(0, 0), empty)
+    with Ledger.open(home) as led:
+        commit_dataset(led, empty, "id", name="empty")
+    data.rename(tmp_path / "moved.parquet")
+    for name, message in [
+        ("toy", f"dataset 'toy' was committed from {data}, which is no longer there"),
+        ("empty", "dataset 'empty' has no rows to train on"),
+    ]:
+        code, out, err = cli(
+            "train", "--data", name, "--target", "label", "--algorithm", "logistic",
+            "--home", home,
+        )  # fmt: skip
+        assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+    assert _jobs_on(home) == []
 
 
 def test_kmeans_takes_no_target(toy, cli):

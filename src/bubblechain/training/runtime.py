@@ -115,6 +115,28 @@ def choose_columns(
     return chosen, target
 
 
+def check_trainable(commitment: dict, task: str, algorithm: str, target: str | None) -> None:
+    """Refuse, before a job starts, a dataset the job could only fail on."""
+    name = commitment["name"]
+    source = commitment.get("source")
+    if not source:
+        raise UsageError(f"dataset {name!r} was committed without its source path")
+    if "://" not in source and not Path(source).exists():
+        raise UsageError(
+            f"dataset {name!r} was committed from {source}, which is no longer there "
+            "(moved or deleted): put the file back or commit it again"
+        )
+    if commitment["rows"] == 0:
+        raise UsageError(f"dataset {name!r} has no rows to train on")
+    if task == "regression" and target is not None:
+        kind = next(c["type"] for c in commitment["schema"]["columns"] if c["name"] == target)
+        if str(kind).lower() not in NUMERIC:
+            raise UsageError(
+                f"target column {target!r} of dataset {name!r} holds {kind} values: "
+                f"{algorithm} regression needs numbers"
+            )
+
+
 def _coordinator(ledger: Ledger) -> Identity:
     path = ledger.home.key(COORDINATOR)
     if path.exists():
@@ -456,8 +478,7 @@ def train(
             raise UsageError(f"{name} must be at least 1, got {value}")
     commit_id, commitment = find_dataset(ledger, data)
     feats, target = choose_columns(commitment, target, features)
-    if "source" not in commitment:
-        raise UsageError(f"dataset {data!r} was committed without its source path")
+    check_trainable(commitment, algo.task, algorithm, target)
     job = f"job-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     hyper = dict(hyper or {})
     ranges = plan(commitment["rows"], partitions, align=commitment["partition_rows"])
