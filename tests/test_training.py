@@ -100,7 +100,7 @@ def test_cli_train_predict_jobs(toy, cli, tmp_path):
     )
     assert code == 0, err
     res = json.loads(out)
-    assert res["metric"] == "accuracy" and 0.8 < res["value"] <= 1
+    assert res["metric"] == "accuracy" and 0.8 < res["value"] <= 1 and res["converged"] is True
     model = Path(res["model"])
     code, out, _ = cli(
         "predict", data, "--model", model, "--out", tmp_path / "p.csv", "--home", home
@@ -120,6 +120,23 @@ def test_cli_train_predict_jobs(toy, cli, tmp_path):
     model.write_bytes(bytes(raw))
     code, _, err = cli("predict", data, "--model", model, "--home", home)
     assert code == 1 and "matches no model.final on the ledger" in err
+
+
+def test_cli_features_by_commas_and_a_job_stopped_before_converging(toy, cli):
+    home, _ = toy
+    args = ["train", "--data", "toy", "--target", "label", "--algorithm", "logistic",
+            "--features", "x0,x1", "--features", "x2", "--iterations", "3",
+            "--home", home]  # fmt: skip
+    code, out, err = cli(*args, "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["converged"] is False
+    with Ledger.open(home, readonly=True) as led:
+        (start,) = list(led.entries(kind="job.start"))
+        (final,) = list(led.entries(kind="model.final"))
+    assert start.body["features"] == ["x0", "x1", "x2"] and final.body["converged"] is False
+    code, out, _ = cli(*args[:-2], "--out", toy[1].parent / "m2.model", "--home", home)
+    assert code == 0 and "(stopped by --iterations 3, not converged)" in out
 
 
 def test_tampered_partition_refuses_and_the_job_fails_with_the_row_ids(toy):

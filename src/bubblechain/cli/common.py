@@ -26,7 +26,7 @@ HomeOpt = Annotated[
     typer.Option(
         "--home",
         envvar=ENV_HOME,
-        help="Ledger home directory [default: ./.bubblechain].",
+        help="Ledger home directory (default: ./.bubblechain).",
         show_default=False,
     ),
 ]

@@ -38,7 +38,7 @@ PathArg = Annotated[
 ]
 NameOpt = Annotated[
     str | None,
-    typer.Option("--name", help="Dataset name [default: the file's stem].", show_default=False),
+    typer.Option("--name", help="Dataset name (default: the file's stem).", show_default=False),
 ]
 SHOWN_IDS = 100
 """Ids listed per category in the text output of verify (--json lists them all)."""

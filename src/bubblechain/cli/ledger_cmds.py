@@ -146,7 +146,7 @@ def log(
 def checkpoint(
     home: HomeOpt = None,
     height: Annotated[
-        int | None, typer.Option(help="A block height [default: latest final].")
+        int | None, typer.Option(help="A block height (default: latest final).")
     ] = None,
 ) -> None:
     """The latest final checkpoint, as a C2SP signed note with its cosignatures."""

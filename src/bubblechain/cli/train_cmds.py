@@ -54,19 +54,23 @@ def train(
     algorithm: Annotated[str, typer.Option(help="logistic, linear, kmeans or naive-bayes.")],
     target: Annotated[str | None, typer.Option(help="Target column (not for kmeans).")] = None,
     features: Annotated[
-        list[str] | None, typer.Option(help="Feature columns [default: numeric].")
+        list[str] | None,
+        typer.Option(
+            help="Feature columns: repeat the option or separate names with commas "
+            "(default: every numeric column but the id and the target)."
+        ),
     ] = None,
     partitions: Annotated[int, typer.Option(help="Map partitions.")] = 4,
     iterations: Annotated[int, typer.Option(help="Maximum MapReduce rounds.")] = 100,
     engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler tcp://HOST:PORT.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes [default: cores].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="Hyperparameter KEY=VALUE.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for sampling and initialisation.")] = 0,
     out: Annotated[
-        Path | None, typer.Option(help="Model file [default: HOME/models/JOB.model].")
+        Path | None, typer.Option(help="Model file (default: HOME/models/JOB.model).")
     ] = None,
     home: HomeOpt = None,
     json_: JsonOpt = False,
@@ -98,7 +102,7 @@ def train(
                 data=data,
                 algorithm=algorithm,
                 target=target,
-                features=features,
+                features=[f for v in features for f in v.split(",") if f] if features else None,
                 partitions=partitions,
                 iterations=iterations,
                 engine=engine,
@@ -115,8 +119,11 @@ def train(
     if json_:
         emit_json(result.to_dict())
         return
+    stopped = (
+        "converged" if result.converged else f"stopped by --iterations {iterations}, not converged"
+    )
     console.print(
-        f"job {result.job}: {result.iterations} rounds, {result.metric} "
+        f"job {result.job}: {result.iterations} rounds ({stopped}), {result.metric} "
         f"{result.value:.6g}, {result.retries} retried attempts"
     )
     console.print(
@@ -129,7 +136,7 @@ def predict(
     path: Annotated[Path, typer.Argument(help="CSV, Parquet or Arrow file to predict on.")],
     model: Annotated[Path, typer.Option("--model", help="A model file from `train`.")],
     out: Annotated[
-        Path | None, typer.Option(help=".csv or .parquet [default: JSON lines].")
+        Path | None, typer.Option(help=".csv or .parquet (default: JSON lines).")
     ] = None,
     home: HomeOpt = None,
     json_: JsonOpt = False,

@@ -54,6 +54,8 @@ class TrainResult:
     iterations: int
     retries: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    converged: bool = False
+    """Whether the algorithm's own stopping rule ended the rounds, not --iterations."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,7 @@ class TrainResult:
             "metric": self.metric,
             "value": self.value,
             "iterations": self.iterations,
+            "converged": self.converged,
             "retries": self.retries,
         }
 
@@ -440,7 +443,15 @@ class Coordinator:
         self.bubble_send("job.end", {"status": "succeeded", "retries": self.retries})
         self.ledger.seal()  # the caller waits for finality (flush) once the engine is closed
         return TrainResult(
-            s["job"], str(out), model_hash, metric, value, iteration, self.retries, history
+            s["job"],
+            str(out),
+            model_hash,
+            metric,
+            value,
+            iteration,
+            self.retries,
+            history,
+            converged=bool(done),
         )
 
     def evaluate(
