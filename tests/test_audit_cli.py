@@ -133,3 +133,96 @@ def test_witness_findings_name_the_witness_once(home, cli, tmp_path):
     for w in ("w1", "w2", "w3"):
         assert f"✗ witness {w}: cosigned a log of 2 entries; this ledger has only 1" in lines
     assert "witness witness" not in out
+
+
+# -- --data with --name ------------------------------------------------------------------------
+
+
+def _committed(home, cli, tmp_path):
+    """A small file committed as dataset 'churn' (not its stem), and a copy elsewhere."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"id": list(range(50)), "x": [float(i) for i in range(50)]}), src)
+    code, _, err = cli(
+        "data", "commit", src, "--id-column", "id", "--name", "churn", "--home", home
+    )
+    assert code == 0, err
+    copy = tmp_path / "dt.parquet"
+    shutil.copy(src, copy)
+    return src, copy
+
+
+def test_data_name_guessed_from_a_file_name_that_is_not_committed(home, cli, tmp_path):
+    src, copy = _committed(home, cli, tmp_path)
+    code, out, _ = cli("audit", "--home", home, "--replay", "none", "--data", src)
+    assert code == 0 and "✓ no findings" in out  # the committed path still finds its dataset
+    code, out, err = cli("audit", "--home", home, "--replay", "none", "--data", copy)
+    assert code == 2
+    assert err == (
+        f"error: --data {copy}: no dataset 'dt' (its file name) is committed "
+        "(committed: churn); pass --name NAME to say which\n"
+    )
+    assert out == ""  # refused before the audit ran
+
+
+def test_data_name_given(home, cli, tmp_path):
+    _src, copy = _committed(home, cli, tmp_path)
+    code, out, err = cli(
+        "audit", "--home", home, "--replay", "none", "--data", copy, "--name", "churn"
+    )
+    assert (code, err) == (0, "") and "✓ no findings" in out
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.table({"id": list(range(50)), "x": [0.5] + [float(i) for i in range(1, 50)]}), copy
+    )
+    code, out, _ = cli(
+        "audit", "--home", home, "--replay", "none", "--data", copy, "--name", "churn"
+    )
+    assert code == 1
+    assert (
+        f"✗ data dataset churn v1, row 0: changed since the commitment ({copy})" in out.splitlines()
+    )
+
+
+def test_data_name_not_committed(home, cli, tmp_path):
+    _src, copy = _committed(home, cli, tmp_path)
+    code, out, err = cli(
+        "audit", "--home", home, "--replay", "none", "--data", copy, "--name", "nope"
+    )
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: --data {copy} --name nope: no dataset 'nope' is committed (committed: churn)\n"
+    )
+
+
+def test_data_names_must_pair_with_data_files(home, cli, tmp_path):
+    src, copy = _committed(home, cli, tmp_path)
+    code, out, err = cli(
+        "audit",
+        "--home",
+        home,
+        "--replay",
+        "none",
+        "--data",
+        src,
+        "--data",
+        copy,
+        "--name",
+        "churn",
+    )
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: --name is given 1 time(s) for 2 --data file(s): give one --name per --data, "
+        "in the same order, or none\n"
+    )
+    code, out, err = cli(
+        "audit", "--home", home, "--replay", "none", "--data", src, "--data", copy,
+        "--name", "churn", "--name", "churn",
+    )  # fmt: skip
+    assert (code, err) == (0, "") and "✓ no findings" in out

@@ -25,7 +25,7 @@ from ..algorithms.base import MapContext, decode_arrays, hash_arrays
 from ..algorithms.registry import get as get_algorithm
 from ..artifacts import ArtifactCorrupt, ArtifactMissing
 from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
-from ..data.ledger import verify_dataset
+from ..data.ledger import default_dataset_name, verify_dataset
 from ..errors import Rejected, StoreError, UsageError
 from ..home import Home, resolve_home
 from ..ledger import Ledger, Message
@@ -54,6 +54,9 @@ FRACTIONS = (0.01, 0.05, 0.1, 0.25)
 class AuditOptions:
     genesis: Path | None = None
     data: list[Path] = field(default_factory=list)
+    # The dataset name of each data file, in order; empty: the dataset committed
+    # from that path, else the file's stem (as `bubblechain data verify` guesses).
+    data_names: list[str] = field(default_factory=list)
     models: list[Path] = field(default_factory=list)
     replay: str = "sample"  # none | sample | full
     sample_rate: float = 0.1
@@ -67,6 +70,11 @@ class AuditOptions:
             raise UsageError(f"--replay must be none, sample or full, not {self.replay!r}")
         if not 0 < self.sample_rate <= 1:
             raise UsageError(f"--sample-rate must be in (0, 1], got {self.sample_rate}")
+        if self.data_names and len(self.data_names) != len(self.data):
+            raise UsageError(
+                f"--name is given {len(self.data_names)} time(s) for {len(self.data)} --data "
+                "file(s): give one --name per --data, in the same order, or none"
+            )
 
 
 @dataclass
@@ -431,13 +439,8 @@ class _Auditor:
             if hash_arrays(params) != e.body.get("params"):
                 self.find("model", str(path), "its parameters are not the job's final parameters")
 
-    def data_files(self, led: Ledger) -> None:
-        by_source = {}
-        for e in led.entries(kind="data.commit"):
-            if "source" in e.body:
-                by_source[e.body["source"]] = e.body["name"]
-        for path in self.opts.data:
-            name = by_source.get(str(Path(path).absolute()))
+    def data_files(self, led: Ledger, names: list[str | None]) -> None:
+        for path, name in zip(self.opts.data, names, strict=True):
             try:
                 r = verify_dataset(led, path, name)
             except UsageError as e:
@@ -526,6 +529,48 @@ class _Auditor:
         }
 
 
+def _data_names(led: Ledger, opts: AuditOptions) -> list[str | None]:
+    """The committed dataset each data file is checked against, resolved before the audit.
+
+    A name given is used as is; otherwise the dataset committed from that very
+    path, else the file's stem. A name that is not committed is bad input (no
+    guessing further, not even when one dataset is committed). None: the file
+    cannot be opened to take its stem; checking it reports that as a finding.
+    """
+    committed: set[str] = set()
+    by_source: dict[str, str] = {}
+    for e in led.entries(kind="data.commit"):
+        committed.add(str(e.body.get("name")))
+        if "source" in e.body:
+            by_source[e.body["source"]] = e.body["name"]
+    listed = ", ".join(sorted(committed)) or "none"
+    out: list[str | None] = []
+    for i, path in enumerate(opts.data):
+        if opts.data_names:
+            name = opts.data_names[i]
+            if name not in committed:
+                raise UsageError(
+                    f"--data {path} --name {name}: no dataset {name!r} is committed "
+                    f"(committed: {listed})"
+                )
+            out.append(name)
+            continue
+        name = by_source.get(str(Path(path).absolute()))
+        if name is None:
+            try:
+                name = default_dataset_name(path)
+            except UsageError:
+                out.append(None)
+                continue
+            if name not in committed:
+                raise UsageError(
+                    f"--data {path}: no dataset {name!r} (its file name) is committed "
+                    f"(committed: {listed}); pass --name NAME to say which"
+                )
+        out.append(name)
+    return out
+
+
 def _decodable(led: Ledger):
     """Every message that decodes; the verifier already reports those that do not."""
     for r in led.store.messages():
@@ -548,6 +593,10 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
             raise UsageError(f"--genesis {opts.genesis}: {e.strerror}") from None
         except ValueError as e:
             raise UsageError(f"--genesis {opts.genesis} is not a genesis file: {e}") from None
+    names: list[str | None] = []
+    if opts.data:  # bad input is refused before the audit, not after it
+        with Ledger.open(h.root, readonly=True) as led:
+            names = _data_names(led, opts)
     report = verify_home(h.root, genesis)
     genesis = genesis or read_genesis(h)
     a = _Auditor(h, genesis, opts)
@@ -573,7 +622,7 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
                 )
                 jobs.append({"job": rec.job})
         a.models(led)
-        a.data_files(led)
+        a.data_files(led, names)
         if opts.witnesses:
             a.witness_heads(led)
         size = led.store.size()

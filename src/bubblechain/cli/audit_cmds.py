@@ -30,16 +30,25 @@ def _line(f: Finding) -> str:
 def audit(
     home: HomeOpt = None,
     genesis: Annotated[
-        Path | None, typer.Option(help="The pinned genesis [default: HOME's].")
+        Path | None, typer.Option(help="The pinned genesis (default: HOME's).")
     ] = None,
     data: Annotated[list[Path] | None, typer.Option("--data", help="Data file to verify.")] = None,
+    name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--name",
+            help="Dataset name of each --data, in order (default: the dataset committed "
+            "from that path, else the file's stem).",
+            show_default=False,
+        ),
+    ] = None,
     model: Annotated[
         list[Path] | None, typer.Option("--model", help="Model file to verify.")
     ] = None,
     replay: Annotated[str, typer.Option(help="Map replay: none, sample or full.")] = "sample",
     sample_rate: Annotated[float, typer.Option(help="Share of map tasks to re-execute.")] = 0.1,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the replay sample [default: unpredictable].")
+        int | None, typer.Option(help="Seed of the replay sample (default: unpredictable).")
     ] = None,
     witnesses: Annotated[
         bool, typer.Option(help="Check this ledger against each witness head.")
@@ -51,6 +60,7 @@ def audit(
     opts = AuditOptions(
         genesis=genesis,
         data=data or [],
+        data_names=name or [],
         models=model or [],
         replay=replay,
         sample_rate=sample_rate,
