@@ -364,6 +364,7 @@ def _jobs_on(home: Path) -> list[dict]:
         (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler is for the dask engine"),
         (["--features", "name"], "feature column 'name' of dataset 'toy' holds string values"),
         (["--features", "label"], "target column 'label' cannot also be a feature"),
+        (["--param", "tol=Infinity"], "--param: not representable as canonical JSON"),
         (
             ["--algorithm", "linear", "--target", "name"],
             "target column 'name' of dataset 'toy' holds string values: linear regression needs",
@@ -441,11 +442,11 @@ def test_a_failure_after_job_start_ends_the_job_on_the_record(toy, cli):
     code, _, err = cli(
         "train", "--data", "toy", "--target", "label", "--algorithm", "logistic", "--home", home
     )
-    assert code == 1 and "map task for partition" in err and "no such file" in err
+    assert code == 2 and "which is no longer there" in err  # refused before any job starts
     code, out, _ = cli("jobs", "--home", home, "--json")
     jobs = json.loads(out)
-    assert [j["status"] for j in jobs] == ["failed"] * 3
-    assert "clusters but only" in jobs[0]["reason"] and "DataError" in jobs[2]["reason"]
+    assert [j["status"] for j in jobs] == ["failed"] * 2
+    assert "clusters but only" in jobs[0]["reason"] and "non-integer" in jobs[1]["reason"]
     code, out, _ = cli("jobs", "--home", home)  # piped: a table with whole job ids
     assert code == 0 and all(j["job"] in out for j in jobs)
     assert "clusters but only" in out  # and, for a failed job, why it failed
@@ -549,7 +550,7 @@ def test_predict_checks_the_hash_before_parsing_and_refuses_bad_input(toy, cli, 
     pq.write_table(t.set_column(2, "x1", pa.array(x1)), nulls)
     for path, out_file, message in [
         (strings, "s.csv", "feature column 'x0' holds string values, not numbers"),
-        (nulls, "n.csv", "feature 'x1' is missing or not finite at row id 12 (2 such rows"),
+        (nulls, "n.csv", "feature 'x1' is missing or not finite at row id 12 (2 such rows among"),
         (data, "p.model", "use a .csv or .parquet file name"),
     ]:
         code, out, err = cli(

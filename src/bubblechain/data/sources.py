@@ -92,7 +92,7 @@ def _open_path(path: Path, batch_rows: int, csv_types: dict | None) -> Source:
     except OSError as exc:
         raise DataError(f"{label}: cannot open: {exc.strerror or _reason(exc)}") from None
     if not head:
-        raise DataError(f"{label}: empty file (0 bytes): no header or schema to commit")
+        raise DataError(f"{label}: empty file (0 bytes): no header or schema to read")
     if head[:4] == b"PAR1":
         return _open_parquet(path, batch_rows)
     if head[:6] == b"ARROW1":

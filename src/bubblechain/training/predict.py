@@ -73,7 +73,8 @@ def predictions(
                 ids = batch.column(meta["id_column"]).take(as_arrow(rows[:5])).to_pylist()
                 raise UsageError(
                     f"{data}: feature {f!r} is missing or not finite at row id {ids[0]!r}"
-                    f" ({len(rows)} such rows in this batch, ids {ids}"
+                    f" ({len(rows)} such row{'s' * (len(rows) != 1)} among the {len(X):,} of"
+                    f" this batch, ids {ids}"
                     f"{', …' if len(rows) > 5 else ''})"
                 )
             cols = {

@@ -23,6 +23,7 @@ from typing import Any
 from .. import __version__
 from ..algorithms.base import Params, decode_arrays, encode_arrays
 from ..algorithms.registry import get as get_algorithm
+from ..crypto import canonical
 from ..crypto.keys import Identity
 from ..data.encoding import NUMERIC_KINDS
 from ..errors import BubblechainError, Rejected, UsageError
@@ -490,6 +491,10 @@ def train(
     commit_id, commitment = find_dataset(ledger, data)
     feats, target = choose_columns(commitment, target, features)
     check_trainable(commitment, algo.task, algorithm, target)
+    try:
+        canonical.dumps(hyper or {})  # recorded in job.start: JSON numbers only, no NaN or inf
+    except ValueError as e:
+        raise UsageError(f"--param: {e}") from None
     job = f"job-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     hyper = dict(hyper or {})
     ranges = plan(commitment["rows"], partitions, align=commitment["partition_rows"])
