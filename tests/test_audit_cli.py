@@ -226,3 +226,31 @@ def test_data_names_must_pair_with_data_files(home, cli, tmp_path):
         "--name", "churn", "--name", "churn",
     )  # fmt: skip
     assert (code, err) == (0, "") and "✓ no findings" in out
+
+
+# -- verify --json: each copy's final height -----------------------------------------------------
+
+
+def test_verify_json_reports_each_witness_final_height(home, cli):
+    assert cli("note", "approved", "--home", home)[0] == 0
+    code, out, err = cli("verify", "--home", home, "--json")
+    assert (code, err) == (0, "")
+    copies = json.loads(out)["copies"]
+    assert set(copies) == {"ledger", "w1", "w2", "w3"}
+    for label, c in copies.items():  # every key kept; a healthy ledger is final everywhere
+        assert (c["height"], c["size"], c["final_height"], c["pending"]) == (1, 2, 1, []), label
+
+
+def test_verify_json_a_block_without_quorum_is_pending_in_every_copy(home, cli):
+    import sqlite3
+
+    assert cli("note", "approved", "--home", home)[0] == 0
+    for db in ("ledger.db", "witnesses/w1/replica.db", "witnesses/w2/replica.db"):
+        con = sqlite3.connect(home / db, isolation_level=None)
+        con.execute("DELETE FROM cosignatures WHERE height=1")
+        con.close()
+    code, out, _ = cli("verify", "--home", home, "--json")
+    assert code == 1  # the replicas lost their own cosignatures: findings
+    copies = json.loads(out)["copies"]
+    for label, c in copies.items():  # only w3's cosignature of block 1 is left anywhere
+        assert (c["height"], c["final_height"], c["pending"]) == (1, 0, [1]), label

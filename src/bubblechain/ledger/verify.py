@@ -61,6 +61,8 @@ class CopyView:
     ranges: dict[int, tuple[int, int]] = field(default_factory=dict)  # height -> (first, count)
     valid_cosigners: dict[int, set[str]] = field(default_factory=dict)
     size: int = 0
+    # The last block with a quorum of valid cosignatures, and the blocks after it
+    # without; for a replica, counting the cosignatures every copy holds of that block.
     final_height: int = -1
     pending: list[int] = field(default_factory=list)
 
@@ -377,6 +379,29 @@ def _compare_messages(led, rep, h, lv, rv, out) -> None:
         out.append(Finding("replica", f"block {h}", detail))
 
 
+def _replica_finality(copies: dict[str, CopyView], label: str, quorum: int) -> None:
+    """A witness replica's final height and pending blocks, as the ledger's copy has them.
+
+    A block is final at ``quorum`` valid cosignatures. A replica stores only its
+    own witness's cosignature, so the others are counted from every copy holding
+    the very same block (same header hash): the ledger's, which collects them,
+    and the other replicas. Its final height is its last such block; pending,
+    the blocks after it.
+    """
+    view = copies[label]
+    final, pending = -1, []
+    for h in sorted(view.blocks):
+        signers: set[str] = set()
+        for other in copies.values():
+            if other.blocks.get(h) == view.blocks[h]:
+                signers |= other.valid_cosigners.get(h, set())
+        if len(signers) >= quorum:
+            final, pending = h, []
+        else:
+            pending.append(h)
+    view.final_height, view.pending = final, pending
+
+
 def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
     """Check everything in a home against its genesis (or a pinned one).
 
@@ -401,6 +426,7 @@ def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
             copies[label] = view
         for name, rep in replicas.items():
             _compare(led, copies[LEDGER], rep, copies[name], findings)
+            _replica_finality(copies, name, genesis.quorum)
     finally:
         led.close()
         for s in replicas.values():
