@@ -204,3 +204,14 @@ def test_table_cells_of_data_are_shown_as_they_are_never_as_markup():
     Console(file=out, width=300).print(t)
     assert "columns [id, x] are missing [/x] see [bold]the file[/bold]" in out.getvalue()
     assert cell("x" * 100, 10).plain == "xxxxxxx..."
+
+
+def test_error_lines_show_names_as_they_are_never_as_markup(cli, tmp_path):
+    home = tmp_path / "h"
+    assert cli("init", "--home", home)[0] == 0
+    for name in ("[bold]churn", "churn[/x]"):
+        code, out, err = cli(
+            "train", "--data", name, "--target", "y", "--algorithm", "logistic", "--home", home
+        )
+        assert code == 2 and out == ""
+        assert err.strip() == f"error: no dataset {name!r} is committed; committed: none"

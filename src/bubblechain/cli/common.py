@@ -55,7 +55,10 @@ def emit_json(obj: Any) -> None:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    """Print ``message`` as one error line (plain text: a path may hold brackets)."""
+    line = Text("error:", style="bold red")
+    line.append(f" {message}")
+    err_console.print(line, soft_wrap=True)
     return typer.Exit(code)
 
 
