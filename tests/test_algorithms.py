@@ -21,6 +21,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge  # 
 from sklearn.naive_bayes import GaussianNB  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from bubblechain.algorithms import _sums  # noqa: E402
+from bubblechain.algorithms.base import MapContext  # noqa: E402
 from bubblechain.algorithms.kmeans import ALGORITHM as KMEANS  # noqa: E402
 from bubblechain.algorithms.linear import ALGORITHM as LINEAR  # noqa: E402
 from bubblechain.algorithms.local import fit_local, predict_proba, score  # noqa: E402
@@ -223,7 +225,7 @@ def nb_cases():
 def test_naive_bayes_predictions_identical(X, y):
     sk = GaussianNB().fit(X, y)
     params, history = fit_local("naive-bayes", X, y, partitions=6)
-    assert len(history) == 2 and history[-1]["done"]  # labels, then one pass of statistics
+    assert len(history) == 1 and history[-1]["done"]  # labels and statistics in one pass
     np.testing.assert_array_equal(params["classes"], sk.classes_)
     np.testing.assert_array_equal(NB.predict(params, X), sk.predict(X))
     np.testing.assert_allclose(params["theta"], sk.theta_, rtol=1e-12, atol=1e-12)
@@ -232,3 +234,175 @@ def test_naive_bayes_predictions_identical(X, y):
     assert float(params["epsilon"]) == pytest.approx(sk.epsilon_, rel=1e-10)
     np.testing.assert_allclose(NB.predict_proba(params, X), sk.predict_proba(X), atol=1e-9)
     assert NB.score(params, X, y) == sk.score(X, y)
+
+
+def test_naive_bayes_refuses_a_partition_of_more_labels_than_classes_without_its_arrays():
+    """The one pass skips the rows × classes statistics where the reduce refuses anyway."""
+    n = _sums.MAX_CLASSES + 1
+    X, ids = np.zeros((n, 2)), np.arange(n)
+    partial = NB.map(NB.initial_params(2, {}, 0), X, ids, MapContext(0, 1, 0))
+    assert "count" not in partial and len(partial["labels"]) == n
+    with pytest.raises(ValueError, match=f"y holds {n} distinct values, more than the"):
+        fit_local("naive-bayes", X, ids, partitions=1)
+
+
+def test_naive_bayes_partitions_missing_classes_merge_to_the_one_partition_model():
+    X, y = datasets.load_iris(return_X_y=True)  # sorted by class: each partition lacks some
+    one, _ = fit_local("naive-bayes", X, y, partitions=1)
+    for parts in (2, 3, 7, 150):
+        many, history = fit_local("naive-bayes", X, y, partitions=parts)
+        assert len(history) == 1 and history[0]["done"]
+        np.testing.assert_array_equal(many["classes"], one["classes"])
+        np.testing.assert_array_equal(many["class_count"], one["class_count"])
+        np.testing.assert_allclose(many["theta"], one["theta"], rtol=1e-14)
+        np.testing.assert_allclose(many["var"], one["var"], rtol=1e-13)
+        np.testing.assert_array_equal(NB.predict(many, X), NB.predict(one, X))
+
+
+# --- any --iterations N ≥ 1 ends with a usable model ---------------------------------
+
+
+def test_setup_rounds():
+    """Only logistic has rounds that cannot move its model: classes and starting point."""
+    assert LOGISTIC.setup_rounds == 2
+    assert NB.setup_rounds == LINEAR.setup_rounds == KMEANS.setup_rounds == 0
+
+
+def test_logistic_before_its_starting_point_is_not_fitted():
+    X, y = synthetic_binary(500)
+    params, _ = fit_local("logistic", X, y, max_rounds=1)  # classes found, nothing evaluated
+    with pytest.raises(ValueError, match="logistic: the model has not been fitted"):
+        LOGISTIC.predict(params, X)
+
+
+TRAIN_ROWS = 3000
+
+
+@pytest.fixture(scope="module")
+def small_home(tmp_path_factory):
+    """A ledger with one committed dataset: a binary, a 3-class and a continuous target."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bubblechain.data.ledger import commit_dataset
+    from bubblechain.ledger import Ledger
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(TRAIN_ROWS, 4)) * [1.0, 3.0, 0.5, 10.0] + [0.0, 5.0, -2.0, 100.0]
+    Z = (X - [0.0, 5.0, -2.0, 100.0]) / [1.0, 3.0, 0.5, 10.0]
+    binary = (Z @ [1.0, -2.0, 0.5, 1.5] + rng.normal(size=TRAIN_ROWS) > 0).astype(np.int64)
+    three = np.array(["low", "mid", "high"])[np.digitize(Z[:, 0] + Z[:, 1], [-0.7, 0.7])]
+    value = X @ [2.0, -1.0, 0.5, 0.1] + rng.normal(size=TRAIN_ROWS)
+    tmp = tmp_path_factory.mktemp("iterations")
+    data = tmp / "small.parquet"
+    cols = {"id": np.arange(TRAIN_ROWS), **{f"x{j}": X[:, j] for j in range(4)}}
+    pq.write_table(pa.table({**cols, "binary": binary, "three": three, "value": value}), data)
+    home = tmp / "home"
+    with Ledger.init(home) as led:
+        commit_dataset(led, data, "id", name="small")
+    return home, X, {"binary": binary, "three": three, "value": value}
+
+
+def tracked(home, tmp, algorithm, target, iterations, hyper=None):
+    """A tracked job on the inline engine: (result, params of its model file)."""
+    from bubblechain.ledger import Ledger
+    from bubblechain.training.model import read_model
+    from bubblechain.training.runtime import train
+
+    out = tmp / f"{algorithm}-{target}-{iterations}.model"
+    with Ledger.open(home) as led:
+        res = train(
+            led,
+            data="small",
+            algorithm=algorithm,
+            target=target,
+            features=["x0", "x1", "x2", "x3"],
+            partitions=3,
+            iterations=iterations,
+            engine="inline",
+            hyper=hyper,
+            out=out,
+        )
+    params, _, digest = read_model(out)
+    assert digest == res.model_hash
+    return res, params
+
+
+@pytest.mark.parametrize("target", ["binary", "three"])
+def test_logistic_trains_in_one_and_two_iterations(small_home, tmp_path, target):
+    """--iterations 1 used to fail (the only round found the classes) and 2 gave the
+    all-zero starting point: now N iterations are N steps after the setup rounds."""
+    home, X, targets = small_home
+    y = targets[target]
+    majority = max(np.mean(y == c) for c in np.unique(y))
+    full, full_params = tracked(home, tmp_path, "logistic", target, 100)
+    assert full.converged and full.value > majority + 0.2
+    accuracy = []
+    for n in (1, 2):
+        res, params = tracked(home, tmp_path, "logistic", target, n)
+        assert res.iterations == n + 2 and not res.converged  # classes, starting point
+        assert int(params["iteration"]) == n  # each round beyond setup was an L-BFGS step
+        assert np.any(params["x_k"] != 0), "the model is the untrained starting point"
+        np.testing.assert_array_equal(params["classes"], full_params["classes"])
+        pred = LOGISTIC.predict(params, X)
+        assert np.mean(pred == y) == pytest.approx(res.value)
+        assert res.value > majority + 0.15
+        accuracy.append(res.value)
+    assert accuracy[1] >= accuracy[0] - 0.02  # a second step does not undo the first
+
+
+def test_naive_bayes_is_fitted_by_one_iteration(small_home, tmp_path):
+    home, X, _ = small_home
+    full, full_params = tracked(home, tmp_path, "naive-bayes", "three", 100)
+    for n in (1, 2):
+        res, params = tracked(home, tmp_path, "naive-bayes", "three", n)
+        assert res.iterations == 1 and res.converged
+        for key in ("classes", "class_count", "theta", "var", "class_prior"):
+            np.testing.assert_array_equal(params[key], full_params[key])
+        np.testing.assert_array_equal(NB.predict(params, X), NB.predict(full_params, X))
+        assert res.value == full.value > 0.8
+
+
+def test_linear_is_fitted_by_one_iteration(small_home, tmp_path):
+    home, X, targets = small_home
+    full, full_params = tracked(home, tmp_path, "linear", "value", 100)
+    for n in (1, 2):
+        res, params = tracked(home, tmp_path, "linear", "value", n)
+        assert res.iterations == 1 and res.converged
+        np.testing.assert_array_equal(params["coef"], full_params["coef"])
+        assert res.value == full.value > 0.9
+        assert LINEAR.score(params, X, targets["value"]) == pytest.approx(res.value, abs=1e-12)
+
+
+def test_kmeans_one_and_two_iterations_give_usable_centres(small_home, tmp_path):
+    home, X, _ = small_home
+    hyper = {"k": 3}
+    full, _ = tracked(home, tmp_path, "kmeans", None, 100, hyper)
+    assert full.converged
+    inertia = []
+    for n in (1, 2):
+        res, params = tracked(home, tmp_path, "kmeans", None, n, hyper)
+        assert res.iterations == n and not res.converged
+        labels = KMEANS.predict(params, X)
+        assert sorted(np.unique(labels)) == [0, 1, 2]
+        assert res.value == pytest.approx(KMEANS.score(params, X))
+        assert res.value <= 1.05 * full.value  # k-means++ on the sample, polished by Lloyd
+        inertia.append(res.value)
+    assert inertia[1] <= inertia[0]
+
+
+@pytest.mark.parametrize("iterations", [1, 2])
+def test_estimators_fit_in_one_and_two_iterations(iterations):
+    """The untracked estimators count --iterations as the tracked runtime does."""
+    from bubblechain.estimators import ConvergenceWarning as NotConverged
+    from bubblechain.estimators import GaussianNB as OurNB
+    from bubblechain.estimators import LogisticRegression as OurLogistic
+
+    X, y = synthetic_binary(2000)
+    with pytest.warns(NotConverged, match=f"after {iterations} iterations"):
+        est = OurLogistic(iterations=iterations).fit(X, y)
+    assert est.n_rounds_ == iterations + 2
+    assert int(est.n_iter_[0]) == iterations and est.score(X, y) > 0.7
+    nb = OurNB(iterations=iterations).fit(X, y)
+    assert nb.n_rounds_ == 1
+    np.testing.assert_array_equal(nb.predict(X), GaussianNB().fit(X, y).predict(X))

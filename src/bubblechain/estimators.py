@@ -263,7 +263,7 @@ class _Estimator:
                 partitions=self.partitions,
                 hyper=self._hyper(),
                 seed=self.seed,
-                max_rounds=self._max_rounds(),
+                max_rounds=self._max_rounds(setup=True),
             )
             self.n_rounds_ = len(history)
             self._set_fitted(params)
@@ -299,8 +299,13 @@ class _Estimator:
             return y
         return _sums.as_labels(y)
 
-    def _max_rounds(self) -> int | None:
-        return self.iterations if self.iterations is not None else self._round_cap()
+    def _max_rounds(self, setup: bool = False) -> int | None:
+        """The cap on rounds; ``setup`` adds the algorithm's setup rounds, which the
+        tracked runtime adds itself (fit_local counts every round)."""
+        cap = self.iterations if self.iterations is not None else self._round_cap()
+        if cap is None or not setup:
+            return cap
+        return cap + getattr(get_algorithm(self._algorithm), "setup_rounds", 0)
 
     def _reset(self) -> None:
         """Forget everything a previous fit learnt (attributes ending in ``_``)."""
@@ -486,7 +491,8 @@ class LogisticRegression(_Classifier):
 
     The objective and ``C``, ``max_iter``, ``tol`` are scikit-learn's
     ``LogisticRegression(solver="lbfgs")``; ``partitions``, ``engine``, ``ledger``,
-    ``seed`` and ``iterations`` (a cap on MapReduce rounds) say how and where it runs.
+    ``seed`` and ``iterations`` (a cap on MapReduce rounds, not counting the two setup
+    rounds: the classes and the starting point) say how and where it runs.
     """
 
     _algorithm = "logistic"
@@ -516,9 +522,9 @@ class LogisticRegression(_Classifier):
         return {"C": self.C, "max_iter": self.max_iter, "tol": self.tol}
 
     def _round_cap(self) -> int | None:
-        # labels round + at most (line search + 1) evaluations per iteration; the
-        # algorithm stops itself at max_iter, this only bounds a tracked job.
-        return 2 + int(self.max_iter) * (MAX_LS + 2)
+        # at most (line search + 1) evaluations per iteration, after the setup rounds;
+        # the algorithm stops itself at max_iter, this only bounds a tracked job.
+        return int(self.max_iter) * (MAX_LS + 2)
 
     def _set_fitted(self, params: Params) -> None:
         alg: Any = get_algorithm(self._algorithm)

@@ -11,6 +11,12 @@ All state (iteration counters, optimiser history, phase, classes) lives in
 ``params``, a dict of numpy arrays whose canonical hash is the coordinator
 bubble's state hash. Because ``update`` and ``reduce`` are pure, an auditor
 replays them from recorded artifacts and must get the same bits.
+
+``setup_rounds`` is how many rounds an algorithm always spends before the first
+one that can improve its model (finding the classes, evaluating the starting
+point). The runtime runs them on top of ``--iterations``, so a job of N
+iterations makes N rounds of progress and ends with a usable model for any
+N ≥ 1. An algorithm whose first round already fits something has none.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class Update:
 class Algorithm(Protocol):
     name: str  # "logistic", "linear", "kmeans", "naive-bayes"
     task: str  # "classification", "regression" or "clustering"
+    setup_rounds: int  # rounds not counted against --iterations (see the module docstring)
 
     def initial_params(self, n_features: int, hyper: Mapping[str, Any], seed: int) -> Params: ...
 

@@ -105,6 +105,7 @@ class KMeans:
     name = "kmeans"
     task = "clustering"
     metric_name = "inertia"
+    setup_rounds = 0  # the sample round already fits centres (k-means++, Lloyd on the sample)
     defaults: Mapping[str, Any] = {
         "k": 8,
         "max_iter": 300,

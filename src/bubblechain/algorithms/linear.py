@@ -42,6 +42,7 @@ class Linear:
     name = "linear"
     task = "regression"
     metric_name = "r2"
+    setup_rounds = 0  # one pass fits the model
     defaults: Mapping[str, Any] = {"alpha": 0.0}
 
     def initial_params(self, n_features: int, hyper: Mapping[str, Any], seed: int) -> Params:

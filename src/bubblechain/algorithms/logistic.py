@@ -39,6 +39,12 @@ Phases:
    reduce their union and the compensated merge of the moments;
 1. optimise: map returns the summed loss and gradient at ``x``;
 2. done: ``x`` is the final point.
+
+The labels round and the first optimise round (the objective at the all-zero
+starting point, which gives the first direction) cannot move the model, so
+they are the algorithm's two ``setup_rounds``: the runtime runs them on top of
+``--iterations``, and N iterations are N evaluations of new points — one
+iteration is already one L-BFGS step, not the untrained starting point.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ class Logistic:
     name = "logistic"
     task = "classification"
     metric_name = "accuracy"
+    setup_rounds = 2  # the labels round and the objective at the starting point
     defaults: Mapping[str, Any] = {"C": 1.0, "max_iter": 100, "tol": 1e-4}
 
     def initial_params(self, n_features: int, hyper: Mapping[str, Any], seed: int) -> Params:
@@ -367,7 +374,7 @@ class Logistic:
     def coef_intercept(params: Params) -> tuple[np.ndarray, np.ndarray]:
         """``coef_`` (rows, features) and ``intercept_`` (rows,) as scikit-learn lays them out."""
         d = int(params["n_features"])
-        if int(params["phase"]) == LABELS:
+        if int(params["phase"]) == LABELS or params["x_k"].size == 0:
             raise ValueError("logistic: the model has not been fitted")
         W = params["x_k"].reshape(-1, d + 1)
         return W[:, :d].copy(), W[:, d].copy()

@@ -385,7 +385,10 @@ class Coordinator:
         iteration = 0
         done = False
         record = None  # the last round's state.update, sent once the next round is running
-        while iteration < max_iterations and not done:
+        # Rounds that cannot move the model yet (finding the classes, evaluating the start
+        # point) come on top of --iterations: any N ≥ 1 ends with a fitted model.
+        max_rounds = max_iterations + getattr(algo, "setup_rounds", 0)
+        while iteration < max_rounds and not done:
             t0 = time.perf_counter()
             # The hash of the params this process holds now: if they changed since the
             # ledger recorded them, the first task result breaks the state chain.
@@ -601,7 +604,7 @@ def train_untracked(
     try:
         with blas.pinned(1):
             rounds, done, times = 0, False, []
-            while rounds < iterations and not done:
+            while rounds < iterations + getattr(algo, "setup_rounds", 0) and not done:
                 t0 = time.perf_counter()
                 upd = algo.update(params, algo.reduce(run_round("map", str(rounds))))
                 params, done = upd.params, upd.done
