@@ -61,7 +61,10 @@ def train(
         ),
     ] = None,
     partitions: Annotated[int, typer.Option(help="Map partitions.")] = 4,
-    iterations: Annotated[int, typer.Option(help="Maximum MapReduce rounds.")] = 100,
+    iterations: Annotated[
+        int,
+        typer.Option(help="Rounds at most (logistic runs its 2 setup rounds on top)."),
+    ] = 100,
     engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler tcp://HOST:PORT.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
