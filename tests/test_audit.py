@@ -28,12 +28,19 @@ from bubblechain.training.runtime import train
 ROWS = 4000
 
 
-def make_home(tmp_path: Path, on_iteration=None) -> tuple[Path, Path, Path, str]:
+def committed_toy(tmp_path: Path) -> tuple[Path, Path]:
+    """A ledger home with the toy dataset committed as "toy": (home, data)."""
     data = tmp_path / "toy.parquet"
     write_toy(data, rows=ROWS)
     home = tmp_path / "home"
     with Ledger.init(home) as led:
         commit_dataset(led, data, "id", name="toy")
+    return home, data
+
+
+def make_home(tmp_path: Path, on_iteration=None) -> tuple[Path, Path, Path, str]:
+    home, data = committed_toy(tmp_path)
+    with Ledger.open(home) as led:
         res = train(
             led,
             data="toy",
@@ -97,11 +104,8 @@ def test_data_row_changed_after_commitment(trained):
 
 
 def test_jobs_on_other_columns_of_the_same_data_replay_clean(tmp_path):
-    data = tmp_path / "toy.parquet"
-    write_toy(data, rows=ROWS)
-    home = tmp_path / "home"
-    with Ledger.init(home) as led:
-        commit_dataset(led, data, "id", name="toy")
+    home, _ = committed_toy(tmp_path)
+    with Ledger.open(home) as led:
         for algorithm, target, features in (
             ("naive-bayes", "label", ["x0", "x1"]),
             ("logistic", "label", ["x2", "x3"]),
@@ -258,11 +262,7 @@ def test_a_block_rewritten_and_resigned_with_the_sequencer_key(trained):
 
 
 def test_local_ledger_replaced_by_a_consistent_but_different_one(tmp_path):
-    data = tmp_path / "toy.parquet"
-    write_toy(data, rows=ROWS)
-    home = tmp_path / "home"
-    with Ledger.init(home) as led:
-        commit_dataset(led, data, "id", name="toy")
+    home, _ = committed_toy(tmp_path)
     early = tmp_path / "early.db"
     shutil.copy(home / "ledger.db", early)  # a valid ledger, as it stood before training
     with Ledger.open(home) as led:
