@@ -351,12 +351,18 @@ def test_logistic_trains_in_one_and_two_iterations(small_home, tmp_path, target)
     assert accuracy[1] >= accuracy[0] - 0.02  # a second step does not undo the first
 
 
+def one_round_fits(home, tmp_path, algorithm: str, target: str):
+    """A run to convergence, then --iterations 1 and 2, each of which must take one round."""
+    full = tracked(home, tmp_path, algorithm, target, 100)
+    short = [tracked(home, tmp_path, algorithm, target, n) for n in (1, 2)]
+    assert all(res.iterations == 1 and res.converged for res, _ in short)
+    return full, short
+
+
 def test_naive_bayes_is_fitted_by_one_iteration(small_home, tmp_path):
     home, X, _ = small_home
-    full, full_params = tracked(home, tmp_path, "naive-bayes", "three", 100)
-    for n in (1, 2):
-        res, params = tracked(home, tmp_path, "naive-bayes", "three", n)
-        assert res.iterations == 1 and res.converged
+    (full, full_params), short = one_round_fits(home, tmp_path, "naive-bayes", "three")
+    for res, params in short:
         for key in ("classes", "class_count", "theta", "var", "class_prior"):
             np.testing.assert_array_equal(params[key], full_params[key])
         np.testing.assert_array_equal(NB.predict(params, X), NB.predict(full_params, X))
@@ -365,10 +371,8 @@ def test_naive_bayes_is_fitted_by_one_iteration(small_home, tmp_path):
 
 def test_linear_is_fitted_by_one_iteration(small_home, tmp_path):
     home, X, targets = small_home
-    full, full_params = tracked(home, tmp_path, "linear", "value", 100)
-    for n in (1, 2):
-        res, params = tracked(home, tmp_path, "linear", "value", n)
-        assert res.iterations == 1 and res.converged
+    (full, full_params), short = one_round_fits(home, tmp_path, "linear", "value")
+    for res, params in short:
         np.testing.assert_array_equal(params["coef"], full_params["coef"])
         assert res.value == full.value > 0.9
         assert LINEAR.score(params, X, targets["value"]) == pytest.approx(res.value, abs=1e-12)
