@@ -469,7 +469,7 @@ def test_unreachable_scheduler_is_one_line(toy, cli, monkeypatch):
     assert _jobs_on(home) == []
 
 
-def test_outputs_never_overwrite_what_the_ledger_vouches_for(toy, cli, tmp_path):
+def test_outputs_never_overwrite_what_the_ledger_vouches_for(toy, cli, tmp_path, monkeypatch):
     """--out onto a committed source, a recorded model or the input is refused up front
     (it used to overwrite them: the dataset could no longer be verified)."""
     home, data = toy
@@ -500,6 +500,34 @@ def test_outputs_never_overwrite_what_the_ledger_vouches_for(toy, cli, tmp_path)
     fresh = tmp_path / "new" / "dir" / "p.csv"
     assert cli("predict", copy, "--model", model, "--out", fresh, "--home", home)[0] == 0
     assert fresh.read_text().count("\n") == ROWS + 1
+    # The recorded model by another name (a relative path, a copy), the ledger's own files,
+    # a file inside a committed directory dataset, a dangling symlink's directory.
+    moved = tmp_path / "elsewhere" / "copied.model"
+    moved.parent.mkdir()
+    shutil.copy(model, moved)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    pq.write_table(pq.read_table(data), parts / "part-0.parquet")
+    with Ledger.open(home) as led:
+        commit_dataset(led, parts, "id", name="parts")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    monkeypatch.chdir(tmp_path)
+    for out_file, message in [
+        ("m.model", f"--out {model} holds the model of job {job}"),
+        (moved, f"--out {moved} holds the model of job {job}"),
+        (home / "ledger.db", f"--out {home / 'ledger.db'} is inside the ledger home"),
+        (home / "keys" / "x.model", "is inside the ledger home"),
+        (parts / "m.model", "is in the source of committed dataset 'parts'"),
+        ("dangling/m.model", f"m.model: {tmp_path / 'dangling'} is not a directory"),
+    ]:
+        code, out, err = cli(*train_args, "--out", out_file)
+        assert code == 2 and out == "" and message in err, err
+    assert len(_jobs_on(home)) == 1 and verify_home(home).ok
+    code, _, err = cli(
+        "predict", copy, "--model", model, "--out", parts / "p.parquet", "--home", home
+    )
+    assert code == 2 and "is in the source of committed dataset 'parts'" in err
+    assert sorted(p.name for p in parts.iterdir()) == ["part-0.parquet"]
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")

@@ -77,7 +77,7 @@ def check_writable(path: Path | str, what: str) -> None:
     if path.is_dir():
         raise UsageError(f"{what} {path} is a directory, not a file name")
     parent = path.parent
-    while not parent.exists() and parent != parent.parent:
+    while not os.path.lexists(parent) and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise UsageError(f"{what} {path}: {parent} is not a directory")

@@ -502,7 +502,7 @@ def train(
     job = f"job-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     hyper = dict(hyper or {})
     ranges = plan(commitment["rows"], partitions, align=commitment["partition_rows"])
-    out = Path(out) if out else ledger.home.root / "models" / f"{job}.model"
+    out = Path(out).absolute() if out else ledger.home.root / "models" / f"{job}.model"
     check_output(ledger, out, "--out")
     eng = make_engine(engine, workers=workers, scheduler=scheduler)
     spec = {
