@@ -426,6 +426,15 @@ def test_training_refuses_the_nan_it_verified(committed) -> None:
         read_rows(str(path), START, STOP, FEATURES, "y")
 
 
+def test_unusable_values_are_named_column_by_column() -> None:
+    t = pa.table({"id": [1, 2, 3], "a": [1.0, float("nan"), 2.0], "b": [float("inf"), 1.0, 2.0]})
+    with pytest.raises(UnusableValues, match=r"t: feature 'a' .* at row ids \[2\] \(1 row\)$") as e:
+        partitions.usable(t, ["a", "b"], None, "t", "id")
+    assert e.value.ids == [2]
+    with pytest.raises(UnusableValues, match=r"feature 'b' .* at row ids \[1\] \(1 row\)$"):
+        partitions.usable(t, ["b", "a"], None, "t", "id")
+
+
 def test_string_ids(tmp_path: Path) -> None:
     path = tmp_path / "s.parquet"
     t = base_table()

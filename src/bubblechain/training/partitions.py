@@ -86,17 +86,19 @@ def _ids(ids: list) -> str:
 
 
 def nonfinite_rows(X: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, str] | None:
-    """Rows of ``X`` holding a NaN or an infinity, and the column of the first; None if none.
+    """The first column of ``X`` holding a NaN or an infinity: the rows where it does, and
+    its name; None if every value is finite.
 
     One sum settles the usual case: it is finite only if every value is.
     """
     if np.isfinite(X.sum()):
         return None
     bad = ~np.isfinite(X)
-    rows = np.flatnonzero(bad.any(axis=1))
-    if not len(rows):  # the sum overflowed
+    columns = np.flatnonzero(bad.any(axis=0))
+    if not len(columns):  # the sum overflowed
         return None
-    return rows, names[int(np.argmax(bad[rows[0]]))]
+    j = int(columns[0])
+    return np.flatnonzero(bad[:, j]), names[j]
 
 
 def usable(
