@@ -8,6 +8,8 @@ import io
 import json
 import sqlite3
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli_process, tree_digest
 from cryptography.exceptions import InvalidSignature
@@ -215,3 +217,27 @@ def test_error_lines_show_names_as_they_are_never_as_markup(cli, tmp_path):
         )
         assert code == 2 and out == ""
         assert err.strip() == f"error: no dataset {name!r} is committed; committed: none"
+
+
+def test_result_lines_show_paths_as_they_are_never_as_markup(cli, tmp_path):
+    """A model path with [brackets] crashed the summary after the job had succeeded."""
+    data = tmp_path / "[bold]d.parquet"
+    pq.write_table(
+        pa.table({"id": [1, 2, 3, 4], "x": [0.5, 1.5, 2.0, 3.5], "y": [0, 1, 0, 1]}), data
+    )
+    home = tmp_path / "h"
+    assert cli("init", "--home", home)[0] == 0
+    code, out, _ = cli(
+        "data", "commit", data, "--id-column", "id", "--name", "d[/x]", "--home", home
+    )
+    assert code == 0 and "committed dataset d[/x] version 1" in out
+    code, out, _ = cli("data", "verify", data, "--name", "d[/x]", "--home", home)
+    assert code == 0 and f"✓ {data} is exactly dataset d[/x]" in out
+    model = tmp_path / "[/x].model"
+    code, out, err = cli("train", "--data", "d[/x]", "--target", "y", "--algorithm",
+                         "naive-bayes", "--out", model, "--home", home)  # fmt: skip
+    assert code == 0, err
+    assert f"model {model}" in out
+    preds = tmp_path / "[/x].csv"
+    code, out, err = cli("predict", data, "--model", model, "--out", preds, "--home", home)
+    assert code == 0 and f"written to {preds}" in out, err

@@ -75,7 +75,7 @@ def audit(
         emit_json(d)
     else:
         for f in rep.findings:
-            console.print(f"[red]✗[/] {_line(f)}")
+            console.print(f"[red]✗[/] {_line(f)}", markup=True)
         s = d["sampling"]
         console.print(
             f"audited {d['stats']['messages']} messages, {d['stats']['jobs']} job(s) "
@@ -85,7 +85,8 @@ def audit(
         if s["mode"] == "sample":
             console.print(f"  {s['statement']} (seed {s['seed']})")
         console.print(
-            "[green]✓ no findings[/]" if rep.ok else f"[red]{len(rep.findings)} finding(s)[/]"
+            "[green]✓ no findings[/]" if rep.ok else f"[red]{len(rep.findings)} finding(s)[/]",
+            markup=True,
         )
     if report is not None:  # after the result is printed: a failed write does not hide it
         page = render(d, "bubblechain audit").encode()

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -101,7 +102,9 @@ def commit(
     if json_:
         emit_json(out)
         return
-    console.print(f"committed dataset [bold]{out['name']}[/] version {out['version']}")
+    console.print(
+        f"committed dataset [bold]{escape(out['name'])}[/] version {out['version']}", markup=True
+    )
     console.print(f"  rows     {out['rows']}")
     console.print(f"  root     {out['root']}")
     console.print(f"  message  {out['id']} (index {out['index']}, final)")
@@ -165,9 +168,9 @@ def verify(
     else:
         what = f"dataset {result['name']} version {result['version']} (root {result['root']})"
         if result["ok"]:
-            console.print(f"[green]✓[/] {path} is exactly {what}", soft_wrap=True)
+            console.print(f"[green]✓[/] {escape(f'{path} is exactly {what}')}", markup=True)
         else:
-            console.print(f"[red]✗[/] {path} differs from {what}", soft_wrap=True)
+            console.print(f"[red]✗[/] {escape(f'{path} differs from {what}')}", markup=True)
             _ids("changed", result["changed"])
             _ids("missing", result["missing"])
             _ids("added", result["added"])

@@ -7,6 +7,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..ledger import Ledger
@@ -49,7 +50,10 @@ def init(
     if json_:
         emit_json(st)
         return
-    console.print(f"Initialised ledger [bold]{st['origin']}[/] at {st['home']}")
+    console.print(
+        f"Initialised ledger [bold]{escape(st['origin'])}[/] at {escape(str(st['home']))}",
+        markup=True,
+    )
     console.print(
         f"  witnesses: {', '.join(w['name'] for w in st['witnesses'])} "
         f"(quorum {st['quorum']} of {len(st['witnesses'])})"
@@ -175,17 +179,18 @@ def verify(home: HomeOpt = None, json_: JsonOpt = False) -> None:
     else:
         led = report.copies.get("ledger")
         for f in report.findings:
-            console.print(f"[red]✗[/] {f.where}: {f.detail}", soft_wrap=True)
+            console.print(f"[red]✗[/] {escape(f'{f.where}: {f.detail}')}", markup=True)
         if report.ok and led is not None:
             pend = f", {len(led.pending)} awaiting cosignatures" if led.pending else ""
             console.print(
                 f"[green]✓[/] ledger verified: {led.size} messages in "
                 f"{max(led.blocks, default=-1) + 1} blocks, final height "
                 f"{led.final_height}{pend}; {len(report.copies) - 1} witness replicas "
-                "agree"
+                "agree",
+                markup=True,
             )
         elif not report.ok:
-            console.print(f"[red]{len(report.findings)} finding(s)[/]")
+            console.print(f"[red]{len(report.findings)} finding(s)[/]", markup=True)
     if not report.ok:
         raise typer.Exit(EXIT_FINDINGS)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -91,7 +92,7 @@ def train(
         transient=False,
     )
     with Ledger.open(home) as led, progress:
-        task = progress.add_task(f"{algorithm} on {data}", total=iterations, info="")
+        task = progress.add_task(escape(f"{algorithm} on {data}"), total=iterations, info="")
 
         def on_iteration(info: dict) -> None:
             shown = ", ".join(
