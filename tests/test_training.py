@@ -139,6 +139,19 @@ def test_cli_features_by_commas_and_a_job_stopped_before_converging(toy, cli):
     assert code == 0 and "(stopped by --iterations 3, not converged)" in out
 
 
+@pytest.mark.parametrize(("algorithm", "max_iter"), [("logistic", 2), ("kmeans", 1)])
+def test_a_job_stopped_by_the_algorithm_s_own_cap_is_not_converged(toy, algorithm, max_iter):
+    home, _ = toy
+    target = "label" if algorithm == "logistic" else None
+    with Ledger.open(home) as led:
+        res = train(
+            led, data="toy", algorithm=algorithm, target=target, engine="inline",
+            hyper={"max_iter": max_iter},
+        )  # fmt: skip
+        (final,) = list(led.entries(kind="model.final"))
+    assert res.converged is False and final.body["converged"] is False
+
+
 def test_tampered_partition_refuses_and_the_job_fails_with_the_row_ids(toy):
     home, data = toy
     t = pq.read_table(data).to_pandas()

@@ -47,6 +47,7 @@ class Update:
     params: Params
     metrics: dict[str, float] = field(default_factory=dict)  # e.g. {"loss": 0.31}
     done: bool = False
+    converged: bool | None = None  # when done: whether by the algorithm's own test (None: yes)
 
 
 class Algorithm(Protocol):

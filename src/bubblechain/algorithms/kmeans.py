@@ -195,9 +195,10 @@ class KMeans:
             )
         inertia = float(reduced["inertia"])
         p["inertia"] = np.float64(inertia)
-        if phase == FINAL:
+        if phase == FINAL:  # entered when the centres settled or at max_iter
             p["phase"] = np.int64(DONE)
-            return Update(p, self._metrics(p), done=True)
+            settled = float(p["shift"]) <= float(p["tol_abs"])
+            return Update(p, self._metrics(p), done=True, converged=settled)
         old = p["centers"]
         sums = np.asarray(reduced["sums"])
         new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], old)

@@ -357,7 +357,7 @@ class Logistic:
             x=p["x_k"].copy(),
             u=p["u_k"].copy(),
         )
-        return Update(p, self._metrics(p), done=True)
+        return Update(p, self._metrics(p), done=True, converged=status.startswith("converged"))
 
     @staticmethod
     def _metrics(p: Params) -> dict[str, float]:

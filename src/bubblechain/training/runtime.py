@@ -384,7 +384,7 @@ class Coordinator:
         store = self.ledger.artifacts
         history = []
         iteration = 0
-        done = False
+        done = converged = False
         record = None  # the last round's state.update, sent once the next round is running
         # Rounds that cannot move the model yet (finding the classes, evaluating the start
         # point) come on top of --iterations: any N ≥ 1 ends with a fitted model.
@@ -397,6 +397,7 @@ class Coordinator:
             used = self.map_round(iteration, h, "map", then=record)
             upd = algo.update(params, algo.reduce([partial for _, _, partial in used]))
             params, done = upd.params, upd.done
+            converged = done and upd.converged is not False
             new_h = store.put(encode_arrays(params), sync=False)
             metrics = {k: float(v) for k, v in upd.metrics.items()}
             record = functools.partial(
@@ -440,7 +441,7 @@ class Coordinator:
                 "metric": metric,
                 "value": value,
                 "iterations": iteration,
-                "converged": bool(done),
+                "converged": converged,
             },
             inputs=[h],
             outputs=[model_hash],
@@ -456,7 +457,7 @@ class Coordinator:
             iteration,
             self.retries,
             history,
-            converged=bool(done),
+            converged=converged,
         )
 
     def evaluate(
