@@ -136,7 +136,7 @@ def test_cli_features_by_commas_and_a_job_stopped_before_converging(toy, cli):
         (final,) = list(led.entries(kind="model.final"))
     assert start.body["features"] == ["x0", "x1", "x2"] and final.body["converged"] is False
     code, out, _ = cli(*args[:-2], "--out", toy[1].parent / "m2.model", "--home", home)
-    assert code == 0 and "(stopped by --iterations 3, not converged)" in out
+    assert code == 0 and "rounds (stopped before converging)" in out
 
 
 @pytest.mark.parametrize(("algorithm", "max_iter"), [("logistic", 2), ("kmeans", 1)])

@@ -123,9 +123,7 @@ def train(
     if json_:
         emit_json(result.to_dict())
         return
-    stopped = (
-        "converged" if result.converged else f"stopped by --iterations {iterations}, not converged"
-    )
+    stopped = "converged" if result.converged else "stopped before converging"
     console.print(
         f"job {result.job}: {result.iterations} rounds ({stopped}), {result.metric} "
         f"{result.value:.6g}, {result.retries} retried attempts"
