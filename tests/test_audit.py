@@ -125,6 +125,45 @@ def test_jobs_on_other_columns_of_the_same_data_replay_clean(tmp_path):
     assert [(f.kind, f.where, f.detail) for f in rep.findings] == []
 
 
+def test_a_result_signed_on_unusable_rows_is_a_finding_and_other_jobs_still_replay(
+    tmp_path, monkeypatch
+):
+    """A worker that computes on a null target (as before the check existed) is reported
+    on its result; the rows match their commitment, so they are no data finding, and a
+    clean job on the same rows is replayed (it used to be skipped as tampered)."""
+    import pyarrow as pa
+
+    from bubblechain.training import partitions
+
+    data = tmp_path / "toy.parquet"
+    write_toy(data, rows=ROWS)
+    t = pq.read_table(data)
+    names = ["yes" if v else "no" for v in t["label"].to_pylist()]
+    names[11] = None
+    pq.write_table(t.append_column("name", pa.array(names)), data)
+    home = tmp_path / "home"
+
+    def lenient(table, features, target, label, id_column):
+        y = np.array(table.column(target).to_pylist(), dtype=object) if target else None
+        return partitions._matrix(table, features), y
+
+    with Ledger.init(home) as led:
+        commit_dataset(led, data, "id", name="toy")
+        with monkeypatch.context() as m:
+            m.setattr(partitions, "usable", lenient)
+            lax = train(led, data="toy", algorithm="naive-bayes", target="name",
+                        features=["x0", "x1"], partitions=4, engine="inline")  # fmt: skip
+        clean = train(led, data="toy", algorithm="logistic", target="label",
+                      features=["x2", "x3"], partitions=4, engine="inline")  # fmt: skip
+    rep = run(home)
+    assert {f.kind for f in rep.findings} == {"replay"}
+    assert all(lax.job in f.where and "partition 0," in f.where for f in rep.findings)
+    assert all("target 'name' is missing or not finite at row ids [11]" in f.detail
+               for f in rep.findings)  # fmt: skip
+    assert not any(clean.job in f.where for f in rep.findings)
+    assert rep.sampling["replayed"] == rep.sampling["tasks"] - len(rep.findings)
+
+
 class _Lie:
     """A worker that returns a wrong partial once and signs it with its own key."""
 

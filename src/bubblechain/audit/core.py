@@ -40,8 +40,10 @@ from ..training.model import model_file, parse_model
 from ..training.partitions import (
     PartitionTampered,
     ReadCursor,
+    UnusableValues,
     partition_cursor,
-    read_partition,
+    usable,
+    verified_rows,
 )
 from ..training.tasks import evaluate_partial, metric_from_partials
 from ..witness.local import REPLICA_FILE
@@ -108,7 +110,8 @@ class _Auditor:
         self.replayed = 0
         self.candidates = 0
         self.per_worker: dict[str, dict[str, int]] = {}
-        self._data_cache: dict[tuple, tuple] = {}
+        self._verified: dict[tuple, tuple] = {}  # (root, start, stop) -> (rows, label)
+        self._data_cache: dict[tuple, tuple | UnusableValues] = {}  # + (features, target)
         self._tampered: set[tuple] = set()  # (root, start, stop) found not to match
         self._cursors: dict[tuple, ReadCursor] = {}
 
@@ -353,8 +356,6 @@ class _Auditor:
             self.candidates += 1
             if self.opts.replay == "sample" and self.rng.random() >= self.opts.sample_rate:
                 continue
-            stats["replayed"] += 1
-            self.replayed += 1
             b = e.body
             where = (
                 f"message {e.index} (task.result by {worker}, partition {b['partition']}, "
@@ -368,6 +369,8 @@ class _Auditor:
             params = self.arrays(led, e.fields["last"], where)
             if params is None:
                 continue
+            stats["replayed"] += 1  # only what is re-executed counts toward the odds
+            self.replayed += 1
             X, y = data
             if b.get("phase") == "evaluate":
                 partial = evaluate_partial(algo, params, X, y)
@@ -384,43 +387,60 @@ class _Auditor:
                 )
 
     def partition(self, led, spec, commitment, p: int, where: str):
-        """Partition ``p`` of a job's plan as (X, y), read and verified, or None if tampered.
+        """Partition ``p`` of a job's plan as (X, y), read and verified, or None if unusable.
 
-        Jobs on the same data may train on other columns: the rows are cached per
-        column choice, and a partition that does not match is reported once.
+        The rows of a span are verified once for every job on them; each job's
+        columns are then taken from them. Rows that do not match the commitment
+        are a data finding (reported once); values training cannot use (a worker
+        must refuse them) are a finding on the result that was signed anyway.
         """
         start, stop = spec["plan"][p]
+        features, target = spec["features"], spec["target"]
+        if start == stop:
+            return np.empty((0, len(features))), (np.empty(0) if target else None)
         span = (commitment["root"], start, stop)
-        if span in self._tampered:
+        rows = self._rows(led, commitment, span, p)
+        if rows is None:
             return None
-        key = (*span, tuple(spec["features"]), spec["target"])
+        key = (*span, tuple(features), target)
         hit = self._data_cache.get(key)
         if hit is None:
+            table, label = rows
             try:
-                at = (commitment["source"], commitment["root"])
-                if at not in self._cursors:  # replays in partition order read the file once
-                    self._cursors = {at: partition_cursor(commitment["source"], commitment)}
-                hit = read_partition(
-                    commitment["source"],
-                    commitment,
-                    led.artifacts,
-                    start,
-                    stop,
-                    spec["features"],
-                    spec["target"],
-                    self._cursors[at],
-                )
-            except PartitionTampered as e:
-                bad = e
-            except (OSError, ValueError) as e:
-                bad = PartitionTampered(f"{commitment.get('source')}: {e}", [], [], [])
-            else:
-                self._data_cache[key] = hit
-                return hit
-            self._tampered.add(span)
-            self.find("data", f"dataset {commitment['name']}, partition {p}", str(bad))
+                hit = usable(table, features, target, label, commitment["schema"]["id_column"])
+            except UnusableValues as e:
+                hit = e
+            self._data_cache[key] = hit
+        if isinstance(hit, UnusableValues):
+            self.find("replay", where, f"the worker signed a result on unusable rows: {hit}")
             return None
         return hit
+
+    def _rows(self, led, commitment, span: tuple, p: int):
+        """The verified rows of ``span`` and the source's label, or None if they do not match."""
+        if span in self._tampered:
+            return None
+        hit = self._verified.get(span)
+        if hit is not None:
+            return hit
+        _, start, stop = span
+        try:
+            at = (commitment["source"], commitment["root"])
+            if at not in self._cursors:  # replays in partition order read the file once
+                self._cursors = {at: partition_cursor(commitment["source"], commitment)}
+            hit = verified_rows(
+                commitment["source"], commitment, led.artifacts, start, stop, self._cursors[at]
+            )
+        except PartitionTampered as e:
+            bad = e
+        except (OSError, ValueError) as e:
+            bad = PartitionTampered(f"{commitment.get('source')}: {e}", [], [], [])
+        else:
+            self._verified[span] = hit
+            return hit
+        self._tampered.add(span)
+        self.find("data", f"dataset {commitment['name']}, partition {p}", str(bad))
+        return None
 
     # -- files given on the command line ------------------------------------------------------
     def models(self, led: Ledger) -> None:
