@@ -67,6 +67,17 @@ def test_report_write_failing_at_the_end_keeps_the_json(home, cli, tmp_path, mon
     assert json.loads(out)["ok"] is True
 
 
+def test_report_write_failing_keeps_the_exit_code_of_findings(home, cli, tmp_path, monkeypatch):
+    report = tmp_path / "r.html"
+    _report_path_taken_during_the_audit(monkeypatch, report)
+    junk = tmp_path / "junk.model"
+    junk.write_bytes(b"not a model")
+    args = ("audit", "--home", home, "--replay", "none", "--model", junk, "--report", report)
+    code, out, err = cli(*args)
+    assert code == 1 and "cannot write the report: Is a directory" in err
+    assert "1 finding(s)" in out
+
+
 # -- finding labels: each says what and where once ---------------------------------------------
 
 JOB = "job-20250101-000000-abcdef"

@@ -13,7 +13,16 @@ from ..audit import audit as run_audit
 from ..audit.report import render
 from ..fsutil import check_writable, write_atomic
 from ..ledger.verify import Finding
-from .common import EXIT_FINDINGS, HomeOpt, JsonOpt, console, emit_json, fail, handle_errors
+from .common import (
+    EXIT_FINDINGS,
+    EXIT_USAGE,
+    HomeOpt,
+    JsonOpt,
+    console,
+    emit_json,
+    fail,
+    handle_errors,
+)
 
 
 def _line(f: Finding) -> str:
@@ -93,10 +102,13 @@ def audit(
         try:
             report.parent.mkdir(parents=True, exist_ok=True)  # as check_writable promises
             write_atomic(report, page)
-        except OSError as e:
-            raise fail(f"--report {report}: cannot write the report: {e.strerror or e}") from None
+        except OSError as e:  # findings keep their exit code: they are the result
+            code = EXIT_USAGE if rep.ok else EXIT_FINDINGS
+            raise fail(
+                f"--report {report}: cannot write the report: {e.strerror or e}", code
+            ) from None
         if not json_:
-            console.print(f"report: {escape(str(report))}")
+            console.print(f"report: {report}")
     if not rep.ok:
         raise typer.Exit(EXIT_FINDINGS)
 
