@@ -125,7 +125,7 @@ def test_cli_train_predict_jobs(toy, cli, tmp_path):
 def test_cli_features_by_commas_and_a_job_stopped_before_converging(toy, cli):
     home, _ = toy
     args = ["train", "--data", "toy", "--target", "label", "--algorithm", "logistic",
-            "--features", "x0,x1", "--features", "x2", "--iterations", "3",
+            "--features", "x0, x1", "--features", "x2", "--iterations", "3",
             "--home", home]  # fmt: skip
     code, out, err = cli(*args, "--json")
     assert code == 0, err
@@ -378,6 +378,8 @@ def _jobs_on(home: Path) -> list[dict]:
         (["--features", "name"], "feature column 'name' of dataset 'toy' holds string values"),
         (["--features", "label"], "target column 'label' cannot also be a feature"),
         (["--param", "tol=Infinity"], "--param: not representable as canonical JSON"),
+        (["--features", ""], "--features names no column"),
+        (["--features", " , "], "--features names no column"),
         (
             ["--algorithm", "linear", "--target", "name"],
             "target column 'name' of dataset 'toy' holds string values: linear regression needs",
@@ -600,3 +602,9 @@ def test_predict_checks_the_hash_before_parsing_and_refuses_bad_input(toy, cli, 
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / out_file).exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_features_by_commas_still_reach_a_column_named_with_one():
+    cols = [{"name": n, "type": "float"} for n in ("id", "a,b", "c", "d")]
+    commitment = {"name": "t", "schema": {"id_column": "id", "columns": cols}}
+    assert runtime.choose_columns(commitment, None, ["a,b", " c , d"]) == (["a,b", "c", "d"], None)

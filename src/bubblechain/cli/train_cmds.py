@@ -106,7 +106,7 @@ def train(
                 data=data,
                 algorithm=algorithm,
                 target=target,
-                features=[f for v in features for f in v.split(",") if f] if features else None,
+                features=features,
                 partitions=partitions,
                 iterations=iterations,
                 engine=engine,

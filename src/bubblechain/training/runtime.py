@@ -96,7 +96,16 @@ def choose_columns(
     cols = {c["name"]: c["type"] for c in schema["columns"]}
     if target is not None and target not in cols:
         raise UsageError(f"target column {target!r} is not in dataset {commitment['name']!r}")
-    if features:
+    if features is not None:
+        # "a,b" names two columns, unless a column is called "a,b"
+        features = [
+            name.strip()
+            for given in features
+            for name in ([given] if given in cols else given.split(","))
+            if name.strip()
+        ]
+        if not features:
+            raise UsageError("--features names no column")
         missing = [f for f in features if f not in cols]
         if missing:
             raise UsageError(f"feature columns {missing} are not in dataset {commitment['name']!r}")
