@@ -451,7 +451,7 @@ def test_a_failure_after_job_start_ends_the_job_on_the_record(toy, cli):
     code, _, err = cli(
         "train", "--data", "cont", "--target", "label", "--algorithm", "logistic", "--home", home
     )
-    assert code == 1 and "y holds non-integer values such as" in err
+    assert code == 1 and "y (the target) holds non-integer values such as" in err
     assert "use linear regression" in err
     data.unlink()
     code, _, err = cli(

@@ -125,7 +125,7 @@ def as_labels(y: Any) -> np.ndarray:
     if y.dtype == object:
         y = y.astype(str)
     if y.dtype.kind == "f" and y.size and not np.isfinite(y).all():
-        raise ValueError("y contains NaN or infinity")
+        raise ValueError("y (the target) contains NaN or infinity")
     return y
 
 
@@ -146,14 +146,14 @@ def reduce_labels(partials: Sequence[Partial]) -> Partial:
     if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
         example = labels[labels != np.round(labels)][0].item()
         raise ValueError(
-            f"y holds non-integer values such as {example!r}: a classifier needs class "
-            "labels (for a continuous target, use linear regression)"
+            f"y (the target) holds non-integer values such as {example!r}: a classifier "
+            "needs class labels (for a continuous target, use linear regression)"
         )
     if len(labels) > MAX_CLASSES:
         raise ValueError(
-            f"y holds {len(labels)} distinct values, more than the {MAX_CLASSES} classes a "
-            "classifier here takes: is the target an id or a measurement? (for a continuous "
-            "target, use linear regression)"
+            f"y (the target) holds {len(labels)} distinct values, more than the {MAX_CLASSES} "
+            "classes a classifier here takes: is the target an id or a measurement? (for a "
+            "continuous target, use linear regression)"
         )
     return {"labels": labels, "n": int_sum([p["n"] for p in partials])}
 

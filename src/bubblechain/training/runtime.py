@@ -268,8 +268,7 @@ class Coordinator:
                     reply = h.result()
                 except Exception as e:
                     if not self.engine.lost(e):  # the task raised: it would again
-                        y = f", y = column {s['target']!r}" if s["target"] else ""
-                        self._fail(f"map task for partition {p}{y} failed: {type(e).__name__}: {e}")
+                        self._fail(f"map task for partition {p} failed: {type(e).__name__}: {e}")
                     self._retry(iteration, p, attempts[p], e)  # its worker died
                     attempts[p] += 1
                     launch(p)
