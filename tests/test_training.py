@@ -545,6 +545,24 @@ def test_outputs_never_overwrite_what_the_ledger_vouches_for(toy, cli, tmp_path,
     assert sorted(p.name for p in parts.iterdir()) == ["part-0.parquet"]
 
 
+def test_predict_on_no_rows_writes_a_file_of_no_rows(toy, cli, tmp_path):
+    """It used to write nothing, leaving an earlier run's predictions in place."""
+    home, data = toy
+    model = tmp_path / "m.model"
+    assert cli("train", "--data", "toy", "--target", "label", "--algorithm", "naive-bayes",
+               "--out", model, "--home", home)[0] == 0  # fmt: skip
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pq.read_table(data).slice(0, 0), empty)
+    for name in ("p.csv", "p.parquet"):
+        out_file = tmp_path / name
+        assert cli("predict", data, "--model", model, "--out", out_file, "--home", home)[0] == 0
+        code, out, err = cli("predict", empty, "--model", model, "--out", out_file, "--home", home)
+        assert code == 0, err
+        assert "0 predictions" in out
+        t = pa.csv.read_csv(out_file) if name.endswith(".csv") else pq.read_table(out_file)
+        assert t.num_rows == 0 and t.column_names[:2] == ["id", "prediction"]
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 def test_an_output_where_no_file_can_be_created_is_refused_before_any_work(toy, cli):
     """Permission bits do not tell (root may write anywhere, but not in /proc)."""

@@ -160,16 +160,16 @@ def predict(
         emit_json(
             {
                 "predictions": n,
-                "out": str(out) if n else None,
+                "out": str(out),
                 "job": meta["job"],
                 "model_hash": entry.body["model_hash"],
                 "model_final_index": entry.index,
             }
         )
     elif out is not None:
-        where = f"written to {out}" if n else f"{path} has no rows, so {out} was not written"
         console.print(
-            f"{n} predictions from job {meta['job']} (model.final at index {entry.index}) {where}"
+            f"{n} predictions from job {meta['job']} (model.final at index {entry.index}) "
+            f"written to {out}"
         )
 
 

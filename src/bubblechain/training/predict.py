@@ -62,31 +62,40 @@ def predictions(
         if kind not in NUMERIC_KINDS:
             raise UsageError(f"{data}: feature column {f!r} holds {kind} values, not numbers")
 
+    columns = [meta["id_column"], *meta["features"]]
+
     def batches() -> Iterator[pa.Table]:
-        for batch in source.batches([meta["id_column"], *meta["features"]]):
-            X = np.column_stack(
-                [as_numpy(batch.column(f)).astype(np.float64) for f in meta["features"]]
+        empty = True
+        for batch in source.batches(columns):
+            empty = False
+            yield predict(batch)
+        if empty:  # no rows: one empty table, so that an output file still gets its columns
+            yield predict(pa.schema([source.schema.field(c) for c in columns]).empty_table())
+
+    def predict(batch: pa.RecordBatch | pa.Table) -> pa.Table:
+        X = np.column_stack(
+            [as_numpy(batch.column(f)).astype(np.float64) for f in meta["features"]]
+        )
+        bad = nonfinite_rows(X, meta["features"])
+        if bad is not None:
+            rows, f = bad
+            ids = batch.column(meta["id_column"]).take(as_arrow(rows[:5])).to_pylist()
+            raise UsageError(
+                f"{data}: feature {f!r} is missing or not finite at row id {ids[0]!r}"
+                f" ({len(rows)} such row{'s' * (len(rows) != 1)} among the {len(X):,} of"
+                f" this batch, ids {ids}"
+                f"{', …' if len(rows) > 5 else ''})"
             )
-            bad = nonfinite_rows(X, meta["features"])
-            if bad is not None:
-                rows, f = bad
-                ids = batch.column(meta["id_column"]).take(as_arrow(rows[:5])).to_pylist()
-                raise UsageError(
-                    f"{data}: feature {f!r} is missing or not finite at row id {ids[0]!r}"
-                    f" ({len(rows)} such row{'s' * (len(rows) != 1)} among the {len(X):,} of"
-                    f" this batch, ids {ids}"
-                    f"{', …' if len(rows) > 5 else ''})"
-                )
-            cols = {
-                meta["id_column"]: batch.column(meta["id_column"]),
-                "prediction": as_arrow(algo.predict(params, X)),
-            }
-            if hasattr(algo, "predict_proba") and algo.task == "classification":
-                proba = algo.predict_proba(params, X)
-                classes = _classes(params)
-                for j in range(proba.shape[1]):
-                    cols[f"p_{classes[j] if classes is not None else j}"] = as_arrow(proba[:, j])
-            yield pa.table(cols)
+        cols = {
+            meta["id_column"]: batch.column(meta["id_column"]),
+            "prediction": as_arrow(algo.predict(params, X)),
+        }
+        if hasattr(algo, "predict_proba") and algo.task == "classification":
+            proba = algo.predict_proba(params, X)
+            classes = _classes(params)
+            for j in range(proba.shape[1]):
+                cols[f"p_{classes[j] if classes is not None else j}"] = as_arrow(proba[:, j])
+        return pa.table(cols)
 
     return meta, entry, batches()
 
@@ -106,8 +115,8 @@ def check_predictions_out(ledger: Ledger, out: Path, inputs: tuple[Path, ...]) -
 def write_predictions(batches: Iterator[pa.Table], out: Path | None) -> int:
     """Write to CSV or Parquet by extension, or JSON lines to stdout; return the row count.
 
-    The file appears whole or not at all (none for no rows); check the path first
-    with `check_predictions_out`.
+    The file appears whole or not at all (with its columns only, for no rows);
+    check the path first with `check_predictions_out`.
     """
     n = 0
     if out is None:
