@@ -241,3 +241,13 @@ def test_result_lines_show_paths_as_they_are_never_as_markup(cli, tmp_path):
     preds = tmp_path / "[/x].csv"
     code, out, err = cli("predict", data, "--model", model, "--out", preds, "--home", home)
     assert code == 0 and f"written to {preds}" in out, err
+
+
+def test_an_os_error_is_one_line_not_a_traceback(cli, tmp_path):
+    """`init --home` on a path where nothing can be created raised a traceback."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, out, err = cli("init", "--home", afile / "home")
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert str(afile) in err

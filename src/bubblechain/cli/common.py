@@ -77,5 +77,8 @@ def handle_errors(fn: F) -> F:
             raise fail(str(e), EXIT_FINDINGS) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except OSError as e:  # a path the command was given cannot be used as asked
+            where = f"{e.filename}: " if e.filename else ""
+            raise fail(f"{where}{e.strerror or e}", EXIT_USAGE) from None
 
     return wrapper  # type: ignore[return-value]
