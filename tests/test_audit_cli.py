@@ -171,6 +171,12 @@ def test_data_name_guessed_from_a_file_name_that_is_not_committed(home, cli, tmp
     src, copy = _committed(home, cli, tmp_path)
     code, out, _ = cli("audit", "--home", home, "--replay", "none", "--data", src)
     assert code == 0 and "✓ no findings" in out  # the committed path still finds its dataset
+    (tmp_path / "sub").mkdir()
+    link = tmp_path / "link.parquet"
+    link.symlink_to(src)
+    for spelled in (tmp_path / "sub" / ".." / src.name, link):  # the same file, spelled otherwise
+        code, out, err = cli("audit", "--home", home, "--replay", "none", "--data", spelled)
+        assert code == 0 and "✓ no findings" in out, err
     code, out, err = cli("audit", "--home", home, "--replay", "none", "--data", copy)
     assert code == 2
     assert err == (

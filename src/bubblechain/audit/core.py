@@ -561,8 +561,8 @@ def _data_names(led: Ledger, opts: AuditOptions) -> list[str | None]:
     by_source: dict[str, str] = {}
     for e in led.entries(kind="data.commit"):
         committed.add(str(e.body.get("name")))
-        if "source" in e.body:
-            by_source[e.body["source"]] = e.body["name"]
+        if "source" in e.body:  # compared resolved: "..", relative paths and symlinks
+            by_source[_resolved(e.body["source"])] = e.body["name"]
     listed = ", ".join(sorted(committed)) or "none"
     out: list[str | None] = []
     for i, path in enumerate(opts.data):
@@ -575,7 +575,7 @@ def _data_names(led: Ledger, opts: AuditOptions) -> list[str | None]:
                 )
             out.append(name)
             continue
-        name = by_source.get(str(Path(path).absolute()))
+        name = by_source.get(_resolved(str(path)))
         if name is None:
             try:
                 name = default_dataset_name(path)
@@ -589,6 +589,10 @@ def _data_names(led: Ledger, opts: AuditOptions) -> list[str | None]:
                 )
         out.append(name)
     return out
+
+
+def _resolved(path: str) -> str:
+    return path if "://" in path else str(Path(path).resolve())
 
 
 def _decodable(led: Ledger):
