@@ -84,6 +84,28 @@ class MessageRow:
     sig: bytes
 
 
+def blob_col(col: str) -> str:
+    """Select a BLOB column as bytes whatever storage class an edit left in it.
+
+    The sqlite3 CLI's replace() or a hand-written UPDATE stores TEXT (or a number)
+    in a BLOB column; CAST gives its bytes (TEXT as its UTF-8, even if invalid) and
+    is free for a BLOB, so verification sees the edited bytes, never a crash.
+    """
+    return f"CAST(IFNULL({col}, x'') AS BLOB)"
+
+
+def text_col(col: str) -> str:
+    """Select a TEXT column as str when an edit stored it as a BLOB or a number."""
+    return f"CAST(IFNULL({col}, '') AS TEXT)"
+
+
+_BLOCK_COLS = f"height, {blob_col('hash')}, {blob_col('header')}, {text_col('checkpoint')}"
+_MESSAGE_COLS = (
+    f"idx, {blob_col('id')}, block, {text_col('kind')}, {text_col('sender')}, "
+    f"{blob_col('leaf')}, {blob_col('payload')}, {blob_col('sig')}"
+)
+
+
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     if readonly:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -140,8 +162,8 @@ class Store:
         con = None
         try:
             con = _connect(path, readonly=readonly)
-            fmt = con.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-            if fmt is None or bytes(fmt[0]) != STORE_FORMAT.encode():
+            fmt = con.execute(f"SELECT {blob_col('value')} FROM meta WHERE key='format'").fetchone()
+            if fmt is None or fmt[0] != STORE_FORMAT.encode():
                 raise StoreError(f"{path} is not a {STORE_FORMAT} store")
         except (sqlite3.DatabaseError, StoreError) as e:
             if con is not None:
@@ -167,8 +189,10 @@ class Store:
 
     # -- meta ---------------------------------------------------------------
     def meta(self, key: str) -> bytes | None:
-        row = self.con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+        row = self.con.execute(
+            f"SELECT {blob_col('value')} FROM meta WHERE key=?", (key,)
+        ).fetchone()
+        return None if row is None else row[0]
 
     @property
     def genesis(self) -> Genesis:
@@ -180,22 +204,19 @@ class Store:
     # -- reads ----------------------------------------------------------------
     def head(self) -> BlockRow | None:
         row = self.con.execute(
-            "SELECT height, hash, header, checkpoint FROM blocks ORDER BY height DESC LIMIT 1"
+            f"SELECT {_BLOCK_COLS} FROM blocks ORDER BY height DESC LIMIT 1"
         ).fetchone()
-        return None if row is None else BlockRow(row[0], bytes(row[1]), bytes(row[2]), row[3])
+        return None if row is None else BlockRow(*row)
 
     def block(self, height: int) -> BlockRow | None:
         row = self.con.execute(
-            "SELECT height, hash, header, checkpoint FROM blocks WHERE height=?", (height,)
+            f"SELECT {_BLOCK_COLS} FROM blocks WHERE height=?", (height,)
         ).fetchone()
-        return None if row is None else BlockRow(row[0], bytes(row[1]), bytes(row[2]), row[3])
+        return None if row is None else BlockRow(*row)
 
     def blocks(self) -> Iterator[BlockRow]:
-        cur = self.con.execute(
-            "SELECT height, hash, header, checkpoint FROM blocks ORDER BY height"
-        )
-        for row in cur:
-            yield BlockRow(row[0], bytes(row[1]), bytes(row[2]), row[3])
+        for row in self.con.execute(f"SELECT {_BLOCK_COLS} FROM blocks ORDER BY height"):
+            yield BlockRow(*row)
 
     def messages(
         self,
@@ -205,7 +226,7 @@ class Store:
         start: int = 0,
         stop: int | None = None,
     ) -> Iterator[MessageRow]:
-        sql = "SELECT idx, id, block, kind, sender, leaf, payload, sig FROM messages WHERE idx>=?"
+        sql = f"SELECT {_MESSAGE_COLS} FROM messages WHERE idx>=?"
         args: list[object] = [start]
         if stop is not None:
             sql += " AND idx<?"
@@ -217,28 +238,19 @@ class Store:
             sql += " AND kind=?"
             args.append(kind)
         for r in self.con.execute(sql + " ORDER BY idx", args):
-            yield MessageRow(
-                r[0], bytes(r[1]), r[2], r[3], r[4], bytes(r[5]), bytes(r[6]), bytes(r[7])
-            )
+            yield MessageRow(*r)
 
     def message_by_id(self, mid: bytes) -> MessageRow | None:
-        r = self.con.execute(
-            "SELECT idx, id, block, kind, sender, leaf, payload, sig FROM messages WHERE id=?",
-            (mid,),
-        ).fetchone()
-        if r is None:
-            return None
-        return MessageRow(
-            r[0], bytes(r[1]), r[2], r[3], r[4], bytes(r[5]), bytes(r[6]), bytes(r[7])
-        )
+        r = self.con.execute(f"SELECT {_MESSAGE_COLS} FROM messages WHERE id=?", (mid,)).fetchone()
+        return None if r is None else MessageRow(*r)
 
     def leaves(self, stop: int | None = None) -> list[bytes]:
-        sql = "SELECT leaf FROM messages"
+        sql = f"SELECT {blob_col('leaf')} FROM messages"
         args: tuple[int, ...] = ()
         if stop is not None:
             sql += " WHERE idx<?"
             args = (stop,)
-        return [bytes(r[0]) for r in self.con.execute(sql + " ORDER BY idx", args)]
+        return [r[0] for r in self.con.execute(sql + " ORDER BY idx", args)]
 
     def size(self) -> int:
         row = self.con.execute("SELECT MAX(idx) FROM messages").fetchone()
@@ -256,7 +268,8 @@ class Store:
 
     def cosignatures(self, height: int) -> dict[str, str]:
         rows = self.con.execute(
-            "SELECT witness, line FROM cosignatures WHERE height=? ORDER BY witness", (height,)
+            f"SELECT witness, {text_col('line')} FROM cosignatures WHERE height=? ORDER BY witness",
+            (height,),
         )
         return dict(rows.fetchall())
 
@@ -282,8 +295,8 @@ class Store:
         """The rules' state as of the last committed block, without replaying the log."""
         st = LedgerState(self.genesis, self.known, self.bubble)
         c = self.con
-        for name, key, role in c.execute("SELECT name, key, role FROM nodes"):
-            st.nodes[name] = (bytes(key), role)
+        for name, key, role in c.execute(f"SELECT name, {blob_col('key')}, role FROM nodes"):
+            st.nodes[name] = (key, role)
         st.seqs = dict(c.execute("SELECT name, seq FROM senders").fetchall())
         st.jobs = {
             j: JobInfo(bool(o), s, b)

@@ -30,7 +30,7 @@ from .block import ZERO_HASH, block_extension, header_hash, parse_header
 from .genesis import Genesis, read_genesis
 from .message import Message
 from .rules import JobInfo, LedgerState
-from .store import BlockRow, Store
+from .store import BlockRow, Store, blob_col, text_col
 
 LEDGER = "ledger"
 _MAX_DIFFS = 20
@@ -119,7 +119,9 @@ def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding
         return out, view
 
     all_cosigs: dict[int, dict[str, str]] = {}
-    for hh, name, line in store.con.execute("SELECT height, witness, line FROM cosignatures"):
+    for hh, name, line in store.con.execute(
+        f"SELECT height, witness, {text_col('line')} FROM cosignatures"
+    ):
         all_cosigs.setdefault(hh, {})[name] = line
     state = LedgerState(genesis)  # everything in memory: trust nothing the store derived
     tree = merkle.CompactTree()
@@ -321,7 +323,7 @@ def _check_derived(store: Store, state: LedgerState, find) -> None:
             find("state", f"bubble {b}", f"stored owner {owner} but its messages are from {owner2}")
         if st != st2:
             find("state", f"bubble {b}", f"stored state {st} but its state chain ends at {st2}")
-    nodes = {n: bytes(k) for n, k in c.execute("SELECT name, key FROM nodes")}
+    nodes = dict(c.execute(f"SELECT name, {blob_col('key')} FROM nodes").fetchall())
     for n in sorted(set(nodes) | set(state.nodes)):
         replayed = state.nodes.get(n)
         if nodes.get(n) != (replayed[0] if replayed else None):
