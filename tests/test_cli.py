@@ -251,3 +251,14 @@ def test_an_os_error_is_one_line_not_a_traceback(cli, tmp_path):
     assert code == 2 and out == ""
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert str(afile) in err
+
+
+def test_init_records_the_artifact_store_so_any_directory_finds_it(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli("init", "--home", "h", "--artifacts", "arts")[0] == 0
+    assert json.loads((tmp_path / "h" / "home.json").read_text())["artifacts"] == str(
+        tmp_path / "arts"
+    )
+    code, out, err = cli("init", "--home", "h2", "--artifacts", "memory://bc")
+    assert code == 2 and out == "" and "an in-memory store is gone when the command ends" in err
+    assert not (tmp_path / "h2").exists()

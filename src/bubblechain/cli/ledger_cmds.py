@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +21,7 @@ from .common import (
     cell,
     console,
     emit_json,
+    fail,
     handle_errors,
     print_table,
 )
@@ -41,6 +43,11 @@ def init(
     json_: JsonOpt = False,
 ) -> None:
     """Create keys, the genesis, the ledger and one replica per witness."""
+    if artifacts is not None:
+        if artifacts.startswith("memory://"):
+            raise fail(f"--artifacts {artifacts}: an in-memory store is gone when the command ends")
+        if "://" not in artifacts:  # later commands run from other directories
+            artifacts = str(Path(artifacts).absolute())
     with Ledger.init(
         home, witnesses=witnesses, quorum=quorum, origin=origin, artifacts=artifacts
     ) as led:
