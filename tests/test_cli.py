@@ -108,6 +108,29 @@ def test_checkpoint_verifies_with_only_the_printed_vkeys(home, cli):
     assert _c2sp_verify(forged, vkeys) == set()
 
 
+def test_checkpoint_json_and_a_block_not_final_is_flagged(home, cli):
+    cli("note", "hello", "--home", home)
+    code, text, _ = cli("checkpoint", "--home", home)
+    code, out, err = cli("checkpoint", "--home", home, "--json")
+    doc = json.loads(out)
+    assert code == 0 and err == "" and doc["final"] is True and doc["note"] == text
+    con = sqlite3.connect(home / "ledger.db")
+    con.execute(
+        "DELETE FROM cosignatures WHERE height=? AND witness IN ('w1', 'w2')", (doc["height"],)
+    )
+    con.commit()
+    con.close()
+    code, out, err = cli("checkpoint", "--home", home, "--height", str(doc["height"]))
+    assert code == 0 and out.startswith(text.split("\n")[0])
+    assert f"warning: block {doc['height']} is not final" in err
+    assert (
+        json.loads(cli("checkpoint", "--home", home, "--height", str(doc["height"]), "--json")[1])[
+            "final"
+        ]
+        is False
+    )
+
+
 def test_verify_json_reports_findings_with_exit_1_and_reopening_heals(home, cli):
     cli("note", "before", "--home", home)
     con = sqlite3.connect(home / "ledger.db")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..ledger import Ledger
 from ..ledger.ledger import Entry
@@ -21,6 +22,7 @@ from .common import (
     cell,
     console,
     emit_json,
+    err_console,
     fail,
     handle_errors,
     print_table,
@@ -159,10 +161,25 @@ def checkpoint(
     height: Annotated[
         int | None, typer.Option(help="A block height (default: latest final).")
     ] = None,
+    json_: JsonOpt = False,
 ) -> None:
-    """The latest final checkpoint, as a C2SP signed note with its cosignatures."""
+    """The latest final checkpoint, as a C2SP signed note with its cosignatures.
+
+    A block given by --height that is not final yet is printed all the same, with a
+    warning on stderr (and ``"final": false`` in --json).
+    """
     with Ledger.open(home, readonly=True) as led:
-        text = led.checkpoint(height)
+        final_height = led.final_height()
+        h = final_height if height is None else height
+        text = led.checkpoint(h)
+    final = 0 <= h <= final_height
+    if json_:
+        emit_json({"height": h, "final": final, "note": text})
+        return
+    if not final:
+        err_console.print(
+            Text(f"warning: block {h} is not final: its note lacks a quorum of cosignatures")
+        )
     typer.echo(text, nl=False)
 
 
