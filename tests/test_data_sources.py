@@ -51,6 +51,37 @@ def test_parquet_directory_is_one_dataset(tmp_path: Path, expected_root: str) ->
     assert root_of(folder) == expected_root
 
 
+def test_hive_partitioned_directory_keeps_its_partition_column(tmp_path: Path) -> None:
+    import pyarrow.dataset as pds
+
+    t = table().append_column("grp", pa.array(np.arange(N) % 3, pa.int64()))
+    pds.write_dataset(
+        t, tmp_path / "hive", format="parquet", partitioning=["grp"], partitioning_flavor="hive"
+    )
+    assert sorted(p.name for p in (tmp_path / "hive").iterdir()) == ["grp=0", "grp=1", "grp=2"]
+    store = MemoryStore()
+    body = commit(tmp_path / "hive", id_column="id", store=store, partition_rows=4)
+    assert {"name": "grp", "type": "int"} in body["schema"]["columns"]
+    assert body["root"] == root_of(t)  # the partition values, as in the single file
+    single = tmp_path / "t.parquet"
+    pq.write_table(t, single)
+    assert verify(tmp_path / "hive", commit(single, id_column="id", store=store), store)["ok"]
+
+
+def test_hive_partition_values_keep_their_text(tmp_path: Path) -> None:
+    # Folder names are text: only canonical integers make an int column ("007" is not 7).
+    t = table()
+    for folder, rows in (("code=007", t.slice(0, 10)), ("code=7", t.slice(10, 10))):
+        (tmp_path / "ds" / folder).mkdir(parents=True)
+        pq.write_table(rows, tmp_path / "ds" / folder / "part.parquet")
+    (tmp_path / "ds" / "code=__HIVE_DEFAULT_PARTITION__").mkdir()
+    pq.write_table(t.slice(20), tmp_path / "ds" / "code=__HIVE_DEFAULT_PARTITION__" / "p.parquet")
+    codes = ["007"] * 10 + ["7"] * 10 + [None] * (N - 20)
+    body = commit(tmp_path / "ds", id_column="id", store=MemoryStore(), partition_rows=4)
+    assert {"name": "code", "type": "string"} in body["schema"]["columns"]
+    assert body["root"] == root_of(t.append_column("code", pa.array(codes, pa.string())))
+
+
 def test_csv(tmp_path: Path, expected_root: str) -> None:
     path = tmp_path / "t.csv"
     table().to_pandas().to_csv(path, index=False)

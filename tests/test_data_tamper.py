@@ -272,6 +272,24 @@ def test_feather_tamper(tmp_path: Path) -> None:
     expect(verify(path, body, store), changed=[0])
 
 
+def test_hive_directory_swap_partition_folders(tmp_path: Path) -> None:
+    # The partition value lives only in the folder name: moving files between folders
+    # changes exactly the rows moved.
+    import pyarrow.dataset as pds
+
+    t = base_table().append_column("g", pa.array(np.arange(N) % 3, pa.int64()))
+    folder = tmp_path / "hive"
+    pds.write_dataset(t, folder, format="parquet", partitioning=["g"], partitioning_flavor="hive")
+    store = MemoryStore()
+    body = commit(folder, id_column="id", store=store, partition_rows=PARTITION)
+    expect(verify(folder, body, store))
+    a, b = folder / "g=0" / "part-0.parquet", folder / "g=1" / "part-0.parquet"
+    a_bytes, b_bytes = a.read_bytes(), b.read_bytes()
+    a.write_bytes(b_bytes)
+    b.write_bytes(a_bytes)
+    expect(verify(folder, body, store), changed=[i for i in range(N) if i % 3 < 2])
+
+
 def test_tampered_artifact_store_is_reported(committed) -> None:
     path, body, store = committed
     import json

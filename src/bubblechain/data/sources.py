@@ -135,21 +135,57 @@ def _open_parquet_dir(path: Path, batch_rows: int) -> Source:
 
     label = str(path)
     try:
-        dataset = pds.dataset(path, format="parquet", partitioning="hive")
+        dataset = _hive_dataset(pds, path)
     except _ARROW_ERRORS as exc:
         raise DataError(f"{label}: not a readable Parquet dataset: {_reason(exc)}") from None
     if not dataset.files:
         raise DataError(f"{label}: directory holds no Parquet files")
-    files = sorted(dataset.files)
 
     def batches(columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
-        ds = pds.dataset(files, format="parquet", schema=dataset.schema)
-        yield from ds.to_batches(columns=columns, batch_size=batch_rows)
+        yield from dataset.to_batches(columns=columns, batch_size=batch_rows)
 
-    def rows() -> int:
-        return pds.dataset(files, format="parquet", schema=dataset.schema).count_rows()
+    return Source(label, dataset.schema, batches, "Parquet dataset", dataset.count_rows)
 
-    return Source(label, dataset.schema, batches, "Parquet dataset", rows)
+
+def _hive_dataset(pds: Any, path: Path) -> Any:
+    """The Parquet files under ``path`` as one dataset, in path order, with their hive
+    partition columns (``key=value`` folders).
+
+    A partition value is text in a folder name: a key is an int column when every
+    value is an integer written canonically (``str(int(v)) == v``: ``7``, ``-3``, not
+    ``007`` or ``+7``), else a string column, so that no text is lost (pyarrow's own
+    inference reads ``y=007`` as 7). ``__HIVE_DEFAULT_PARTITION__`` is null.
+    """
+    found = pds.dataset(path, format="parquet", partitioning="hive")
+    # The partition keys are the columns the folder names add (a discovered partitioning
+    # without any reports the files' whole schema as its own).
+    in_files = set(pds.dataset(path, format="parquet").schema.names)
+    keys = [n for n in found.schema.names if n not in in_files]
+    if keys:
+        as_text = pds.partitioning(pa.schema([(k, pa.string()) for k in keys]), flavor="hive")
+        found = pds.dataset(path, format="parquet", partitioning=as_text)
+        values: dict[str, set] = {k: set() for k in keys}
+        for fragment in found.get_fragments():
+            for k, v in pds.get_partition_keys(fragment.partition_expression).items():
+                values[k].add(v)
+        typed = [(k, pa.int64() if _all_int_text(values[k]) else pa.string()) for k in keys]
+        partitioning = pds.partitioning(pa.schema(typed), flavor="hive")
+        found = pds.dataset(path, format="parquet", partitioning=partitioning)
+    # Fragments (each with its partition values) in path order, whatever the listing's.
+    fragments = sorted(found.get_fragments(), key=lambda f: f.path)
+    return pds.FileSystemDataset(fragments, found.schema, found.format, found.filesystem)
+
+
+def _all_int_text(values: set) -> bool:
+    """Whether every text is an int64 written canonically (and there is at least one)."""
+    for v in values:
+        try:
+            n = int(v)
+        except (TypeError, ValueError):
+            return False
+        if str(n) != v or not -(2**63) <= n < 2**63:
+            return False
+    return bool(values)
 
 
 def _open_ipc(path: Path, batch_rows: int, stream: bool) -> Source:
