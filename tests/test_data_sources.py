@@ -206,6 +206,16 @@ def test_empty_files_are_valid_empty_commitments(tmp_path: Path) -> None:
     assert result["added"] == [0, 1] and not result["ok"]
 
 
+def test_proof_of_a_text_id_among_int_ids_says_why_in_full() -> None:
+    from bubblechain.data import prove
+
+    store = MemoryStore()
+    body = commit(table(), id_column="id", store=store, partition_rows=4)
+    message = "row id 'abc' is not an integer, and the ids of this dataset are integers"
+    with pytest.raises(DataError, match=f"^{message}$"):
+        prove(table(), "abc", body, store)
+
+
 def test_zero_byte_file(tmp_path: Path) -> None:
     path = tmp_path / "nothing.csv"
     path.write_bytes(b"")

@@ -35,7 +35,9 @@ def canonical_row_id(row_id: Any, kind: str) -> int | str:
         try:
             return int(row_id)
         except (TypeError, ValueError):
-            raise DataError(f"row id {row_id!r} is not an integer, and the ids are") from None
+            raise DataError(
+                f"row id {row_id!r} is not an integer, and the ids of this dataset are integers"
+            ) from None
     return unicodedata.normalize("NFC", str(row_id))
 
 
