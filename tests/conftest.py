@@ -96,6 +96,9 @@ def rewrite_and_resign(home: Path, idx: int, forged) -> None:
             (hh, new_header, note, height),
         )
         prev = hh
+    tree = merkle.CompactTree()
+    tree.extend(leaves)  # and the cached log tree the next block would extend
+    con.execute("UPDATE meta SET value=? WHERE key='tree'", (tree.to_bytes(),))
     con.execute("COMMIT")
     con.close()
 

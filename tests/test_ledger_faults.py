@@ -95,3 +95,85 @@ def test_blob_columns_stored_as_text_with_the_same_bytes_are_not_findings(home):
     sql(home / "ledger.db", "UPDATE messages SET sig=CAST(sig AS TEXT), id=CAST(id AS TEXT)")
     sql(home / "ledger.db", "UPDATE blocks SET header=CAST(header AS TEXT)")
     assert findings(home) == set()
+
+
+# -- 3. a missing or stale cached log tree -------------------------------------------------
+
+
+def head_of(db: Path) -> tuple[int, int]:
+    con = sqlite3.connect(db)
+    try:
+        height = con.execute("SELECT MAX(height) FROM blocks").fetchone()[0]
+        size = con.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    finally:
+        con.close()
+    return height, size
+
+
+def test_a_deleted_cached_tree_is_a_finding_and_is_rebuilt_before_the_next_block(home):
+    sql(home / "ledger.db", "DELETE FROM meta WHERE key='tree'")
+    height, size = head_of(home / "ledger.db")
+    assert findings(home) == {
+        (
+            "state",
+            "cached log tree",
+            f"missing (meta 'tree'); head block {height} states {size} entries",
+        )
+    }
+    with Ledger.open(home) as led:  # was: a block on an empty tree, refused by every witness
+        led.append("note", {"text": "after"})
+        assert led.flush(timeout=30) == height + 1
+    report = verify_home(home)
+    assert report.ok, [str(f) for f in report.findings]
+    with Ledger.open(home, readonly=True) as led:
+        assert [w["height"] for w in led.status()["witnesses"]] == [height + 1] * 3
+
+
+def test_a_witness_replicas_stale_cached_tree_is_a_finding_and_is_rebuilt(home):
+    from bubblechain import merkle
+
+    stale = merkle.CompactTree()
+    stale.append(b"\1" * 32)
+    replica = home / "witnesses" / "w2" / "replica.db"
+    sql(replica, "UPDATE meta SET value=? WHERE key='tree'", stale.to_bytes())
+    height, size = head_of(replica)
+    con = sqlite3.connect(replica)
+    root = con.execute("SELECT header FROM blocks WHERE height=?", (height,)).fetchone()[0]
+    con.close()
+    root = root.decode().split('"root":"')[1][:16]
+    assert findings(home) == {
+        (
+            "state",
+            "witness w2, cached log tree",
+            f"has 1 entries and root {stale.root().hex()[:16]}…, but head block {height} "
+            f"states {size} entries and root {root}…",
+        )
+    }
+    with Ledger.open(home) as led:
+        led.append("note", {"text": "after"})
+        led.flush(timeout=30)
+    report = verify_home(home)  # w2 cosigned it too: no refusal, no evidence kept
+    assert report.ok, [str(f) for f in report.findings]
+    assert head_of(replica)[0] == height + 1
+
+
+def test_a_missing_tree_over_damaged_leaves_refuses_to_start_and_commits_nothing(home):
+    from bubblechain.errors import StoreError
+
+    sql(home / "ledger.db", "DELETE FROM meta WHERE key='tree'")
+    sql(home / "ledger.db", "UPDATE messages SET leaf=zeroblob(32) WHERE idx=1")
+    before = head_of(home / "ledger.db")
+    with pytest.raises(StoreError) as e:
+        Ledger.open(home)
+    assert str(e.value) == (
+        f"ledger store {home / 'ledger.db'}: its stored messages do not give the log root of "
+        f"head block {before[0]}, and its cached log tree is missing; run `bubblechain verify`"
+    )
+    assert head_of(home / "ledger.db") == before
+    with Ledger.open(home, readonly=True):  # reading still works, and verify says why
+        pass
+    assert (
+        "state",
+        "cached log tree",
+        f"missing (meta 'tree'); head block {before[0]} states {before[1]} entries",
+    ) in findings(home)

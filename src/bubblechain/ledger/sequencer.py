@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .. import merkle
 from ..crypto.keys import Identity
 from ..crypto.note import NoteSignature, SignedNote, sign_note, verify_cosignature
 from ..errors import BubblechainError, NotFinal, WitnessRefusal
@@ -61,8 +60,7 @@ class Sequencer:
         self.state = store.load_state()
         self.state._known_in_store = reader.known
         self.state._bubble_in_store = reader.bubble
-        raw = store.meta("tree")
-        self.tree = merkle.CompactTree.from_bytes(raw) if raw else merkle.CompactTree()
+        self.tree = store.log_tree()  # checked against the head block, rebuilt if stale
         head = store.head()
         self.height = head.height if head else -1
         self.head_hash = head.hash if head else None

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import merkle
 from ..errors import StoreError
+from .block import parse_header
 from .genesis import Genesis
 from .rules import Delta, JobInfo, LedgerState
 
@@ -289,6 +291,63 @@ class Store:
         return self.con.execute(
             "SELECT time, reason, checkpoint FROM evidence ORDER BY seq"
         ).fetchall()
+
+    def head_log(self) -> tuple[int, int, bytes]:
+        """(height, log size, log root) the head block states; (-1, 0, empty root) if none."""
+        head = self.head()
+        if head is None:
+            return -1, 0, merkle.EMPTY_ROOT
+        try:
+            hdr = parse_header(head.header)
+            return head.height, hdr["size"], bytes.fromhex(hdr["root"])
+        except (ValueError, TypeError) as e:
+            raise StoreError(
+                f"ledger store {self.path}: block {head.height}'s header is malformed ({e}); "
+                "run `bubblechain verify`"
+            ) from None
+
+    def log_tree(self) -> merkle.CompactTree:
+        """The compact tree of the stored log, as the head block states it.
+
+        The cached tree (meta 'tree') is used when its size and root are the head
+        block's; otherwise (missing, malformed, stale) it is rebuilt from the stored
+        leaves, and saved again if the store is writable. If the stored log does not
+        give the head's size and root either, raise StoreError: extending it would
+        make a block no witness can cosign.
+        """
+        height, size, root = self.head_log()
+        stored = self.size()
+        if stored != size:
+            raise StoreError(
+                f"ledger store {self.path} holds {stored} log entries but its head block "
+                f"{height} states {size}; run `bubblechain verify`"
+            )
+        raw = self.meta("tree")
+        if raw is not None:
+            try:
+                tree = merkle.CompactTree.from_bytes(raw)
+            except ValueError:
+                tree = None
+            if tree is not None and tree.size == size and tree.root() == root:
+                return tree
+        tree = merkle.CompactTree()
+        try:
+            tree.extend(self.leaves())
+        except ValueError:  # a leaf that is not a hash: the stored log is damaged
+            tree = merkle.CompactTree()
+        if tree.size != size or tree.root() != root:
+            raise StoreError(
+                f"ledger store {self.path}: its stored messages do not give the log root of "
+                f"head block {height}, and its cached log tree is "
+                f"{'missing' if raw is None else 'stale'}; run `bubblechain verify`"
+            )
+        if not self.readonly:
+            with self.con:
+                self.con.execute("BEGIN IMMEDIATE")
+                self.con.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES('tree', ?)", (tree.to_bytes(),)
+                )
+        return tree
 
     # -- validation state -------------------------------------------------------
     def load_state(self) -> LedgerState:

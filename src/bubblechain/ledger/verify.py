@@ -130,6 +130,7 @@ def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding
     replay_ok = True
     quorum = genesis.quorum
     non_final: list[int] = []
+    head: tuple[int, dict | None] = (-1, None)  # the last block and its header, if well-formed
     for row in store.blocks():
         h = row.height
         if h != expected_height:
@@ -150,10 +151,12 @@ def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding
             hdr = parse_header(row.header)
         except ValueError as e:
             find("block", f"block {h}", f"header is malformed: {e}")
+            head = (h, None)
             replay_ok = False
             prev = computed
             continue
         view.ranges[h] = (hdr["first"], hdr["count"])
+        head = (h, hdr)
         if hdr["height"] != h:
             find("block", f"block {h}", f"header says height {hdr['height']}")
         want_prev = prev.hex() if prev is not None else ZERO_HASH
@@ -202,6 +205,7 @@ def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding
         else:
             non_final.append(h)
     view.pending = non_final
+    _check_cached_tree(store, head, find)
     view.size = tree.size if replay_ok else 0
     for _time, reason, _checkpoint in store.evidence():
         find("evidence", str(store.path), f"witness kept evidence of equivocation: {reason}")
@@ -302,6 +306,36 @@ def _check_checkpoint(row: BlockRow, hdr, genesis: Genesis, cosigs, computed, fi
                 f"cosignature by {name} does not verify over this checkpoint",
             )
     return valid
+
+
+def _check_cached_tree(store: Store, head: tuple[int, dict | None], find) -> None:
+    """The cached compact tree (meta 'tree') must be the log as the head block states it.
+
+    The next block extends it: a missing or stale one would make a root that no
+    witness cosigns (the node rebuilds it from its stored leaves when it opens).
+    """
+    height, hdr = head
+    if height >= 0 and hdr is None:
+        return  # the head's header is malformed: already a finding
+    size, root = (hdr["size"], hdr["root"]) if hdr else (0, merkle.EMPTY_ROOT.hex())
+    what = "cached log tree"
+    raw = store.meta("tree")
+    if raw is None:
+        if height >= 0:
+            find("state", what, f"missing (meta 'tree'); head block {height} states {size} entries")
+        return
+    try:
+        tree = merkle.CompactTree.from_bytes(raw)
+    except ValueError as e:
+        find("state", what, f"malformed (meta 'tree'): {e}")
+        return
+    if tree.size != size or tree.root().hex() != root:
+        find(
+            "state",
+            what,
+            f"has {tree.size} entries and root {tree.root().hex()[:16]}…, but head block "
+            f"{height} states {size} entries and root {root[:16]}…",
+        )
 
 
 def _check_derived(store: Store, state: LedgerState, find) -> None:

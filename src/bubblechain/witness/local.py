@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-from .. import merkle
 from ..crypto.keys import Identity
 from ..crypto.note import Checkpoint, NoteSignature, cosign, verify_note_signature
 from ..errors import Rejected, WitnessRefusal
@@ -37,8 +36,7 @@ class LocalWitness:
         self.genesis = store.genesis
         self._lock = threading.Lock()
         self._state = store.load_state()
-        raw = store.meta("tree")
-        self._tree = merkle.CompactTree.from_bytes(raw) if raw else merkle.CompactTree()
+        self._tree = store.log_tree()  # checked against the head block, rebuilt if stale
 
     @classmethod
     def create(cls, directory: Path, identity: Identity, genesis) -> LocalWitness:
