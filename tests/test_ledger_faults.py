@@ -177,3 +177,75 @@ def test_a_missing_tree_over_damaged_leaves_refuses_to_start_and_commits_nothing
         "cached log tree",
         f"missing (meta 'tree'); head block {before[0]} states {before[1]} entries",
     ) in findings(home)
+
+
+# -- 2. one witness unusable: a 2-of-3 ledger keeps writing ---------------------------------
+
+
+def _break_witness(home: Path, name: str, fault: str) -> tuple[str, str]:
+    """Break one witness as a user would; return (finding kind, reason) verify gives."""
+    d = home / "witnesses" / name
+    if fault == "replica-deleted":
+        (d / "replica.db").unlink()
+        return "replica", f"ledger store {d / 'replica.db'} does not exist"
+    if fault == "replica-garbage":
+        (d / "replica.db").write_bytes(b"not a database\n" * 100)
+        return "replica", (
+            f"ledger store {d / 'replica.db'} is unreadable or corrupt: file is not a database"
+        )
+    if fault == "directory-deleted":
+        shutil.rmtree(d)
+        return "witness", f"witness directory {d} is missing"
+    assert fault == "key-deleted"
+    (d / "witness.key").unlink()
+    return "witness", f"key file {d / 'witness.key'} is missing"
+
+
+FAULTS = ["replica-deleted", "replica-garbage", "directory-deleted", "key-deleted"]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_one_unusable_witness_does_not_stop_a_2_of_3_ledger(home, cli, fault):
+    kind, reason = _break_witness(home, "w3", fault)
+    code, _out, err = cli("note", "still written", "--home", home)
+    assert (code, err) == (0, "")
+    with Ledger.open(home, readonly=True) as led:
+        st = led.status()
+        note = [e for e in led.entries(kind="note") if e.body["text"] == "still written"]
+    assert len(note) == 1 and st["final_height"] == st["height"] == note[0].block
+    w = {x["name"]: x for x in st["witnesses"]}
+    assert w["w1"]["usable"] and w["w2"]["usable"] and "error" not in w["w1"]
+    assert (w["w3"]["usable"], w["w3"]["error"]) == (False, f"unusable: {reason}")
+    assert findings(home) == {(kind, "witness w3", f"unusable: {reason}")}
+    code, out, _ = cli("verify", "--home", home)
+    assert code == 1 and f"witness w3: unusable: {reason}" in out
+    code, out, _ = cli("status", "--home", home)
+    assert code == 0 and "unusable:" in out
+    with Ledger.open(home) as led:  # a session with it open names it too
+        assert led.status()["witnesses"][2]["error"] == f"unusable: {reason}"
+
+
+def test_below_quorum_of_usable_witnesses_refuses_to_write_naming_each(home, cli):
+    _, r1 = _break_witness(home, "w1", "key-deleted")
+    _, r3 = _break_witness(home, "w3", "replica-garbage")
+    before = head_of(home / "ledger.db")
+    code, _out, err = cli("note", "lost?", "--home", home)
+    assert code == 1
+    assert err.strip() == (
+        f"error: cannot reach quorum 2 of 3: only 1 witness(es) can be opened; w1: {r1}; w3: {r3}"
+    )
+    assert head_of(home / "ledger.db") == before  # nothing appended that cannot be final
+
+
+def test_a_witness_key_that_is_not_the_genesis_key_is_unusable(home):
+    from bubblechain.crypto.keys import Identity
+
+    key = home / "witnesses" / "w2" / "witness.key"
+    key.unlink()
+    Identity.generate("w2").save(key)
+    reason = f"key file {key} is not the genesis key of witness w2"
+    assert findings(home) == {("witness", "witness w2", f"unusable: {reason}")}
+    with Ledger.open(home) as led:
+        led.append("note", {"text": "x"})
+        led.flush(timeout=30)
+        assert led.status()["witnesses"][1]["error"] == f"unusable: {reason}"

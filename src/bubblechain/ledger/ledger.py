@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -22,10 +23,16 @@ from .. import merkle
 from ..artifacts import ArtifactStore
 from ..crypto.keys import SIG_COSIGNATURE_V1, SIG_ED25519, Identity, validate_key_name
 from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
-from ..errors import Rejected, StoreError, UsageError
+from ..errors import NotFinal, Rejected, StoreError, UsageError
 from ..fsutil import fsync_dir, write_atomic
 from ..home import Home, resolve_home
-from ..witness.local import REPLICA_FILE, LocalWitness
+from ..witness.local import (
+    REPLICA_FILE,
+    LocalWitness,
+    UnusableWitness,
+    load_witness_key,
+    open_witnesses,
+)
 from .block import Block, parse_header
 from .genesis import Genesis, read_genesis
 from .message import Message, now_us
@@ -224,12 +231,24 @@ class Ledger:
             seq_id = Identity.load(h.key("sequencer"))
             if seq_id.public != genesis.sequencer:
                 raise UsageError(f"key file {h.key('sequencer')} is not the genesis sequencer key")
-            led._witnesses = [LocalWitness.open(h.witness(w.name)) for w in genesis.witnesses]
+            usable, unusable = open_witnesses(h.witnesses, genesis)
+            led._witnesses = usable
+            if len(usable) < genesis.quorum:
+                raise NotFinal(
+                    f"cannot reach quorum {genesis.quorum} of {len(genesis.witnesses)}: "
+                    f"only {len(usable)} witness(es) can be opened; "
+                    + "; ".join(f"{n}: {why}" for n, why in unusable.items())
+                )
+            by_name = {w.name: w for w in usable}
+            witnesses = [
+                by_name.get(w.name) or UnusableWitness(w.name, unusable[w.name])
+                for w in genesis.witnesses
+            ]
             led._sequencer = Sequencer(
                 store,
                 Store.open(h.store, readonly=True),
                 seq_id,
-                led._witnesses,
+                witnesses,
                 block_size=block_size,
                 block_delay=block_delay,
                 before_commit=led._sync_artifacts,
@@ -433,10 +452,16 @@ class Ledger:
             links = {link.witness.name: link for link in self._sequencer.links}
         witnesses = []
         for w in self.genesis.witnesses:
-            info: dict[str, Any] = {"name": w.name, "height": None, "size": None}
+            info: dict[str, Any] = {"name": w.name, "height": None, "size": None, "usable": True}
+            try:
+                load_witness_key(self.home.witness(w.name), self.genesis)
+            except (ValueError, OSError) as e:
+                info["usable"], info["error"] = False, f"unusable: {e}"
             try:
                 rs = Store.open(self.home.witness(w.name) / REPLICA_FILE, readonly=True)
                 try:
+                    if rs.genesis.hash != self.genesis.hash:
+                        raise StoreError(f"replica {rs.path} belongs to a different genesis")
                     wh = rs.head()
                     if wh is not None:
                         info["height"] = wh.height
@@ -447,11 +472,13 @@ class Ledger:
                         )
                 finally:
                     rs.close()
-            except StoreError as e:
-                info["error"] = str(e)
+            except (StoreError, sqlite3.DatabaseError) as e:
+                if info["usable"]:
+                    info["usable"], info["error"] = False, f"unusable: {e}"
             link = links.get(w.name)
             if link is not None and (link.refusal or link.error):
                 info["error"] = link.refusal or link.error
+                info["usable"] = info["usable"] and not (link.refusal or "").startswith("unusable")
             witnesses.append(info)
         return {
             "home": str(self.home.root),

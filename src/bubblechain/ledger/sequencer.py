@@ -82,7 +82,17 @@ class Sequencer:
         ):
             self._cosigs.setdefault(h, {})[w] = line
 
-        self.links = [WitnessLink(w, next_height=self._resume_height(w)) for w in witnesses]
+        self.links = []
+        for w in witnesses:
+            unusable = getattr(w, "unusable", None)  # could not be opened: counts as refusing
+            if unusable is not None:
+                self.links.append(WitnessLink(w, refusal=f"unusable: {unusable}"))
+            else:
+                try:
+                    self.links.append(WitnessLink(w, next_height=self._resume_height(w)))
+                except Exception as e:  # its replica cannot even say its head
+                    reason = f"unusable: {type(e).__name__}: {e}"
+                    self.links.append(WitnessLink(w, refusal=reason))
         self._writer_q: queue.Queue = queue.Queue()
         self._threads = [
             threading.Thread(target=self._writer, name="bc-writer", daemon=True),
@@ -93,6 +103,7 @@ class Sequencer:
                 target=self._witness_loop, args=(link,), name=f"bc-{link.witness.name}", daemon=True
             )
             for link in self.links
+            if link.refusal is None
         ]
         for t in self._threads:
             t.start()

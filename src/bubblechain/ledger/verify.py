@@ -25,7 +25,7 @@ from ..crypto.note import (
 )
 from ..errors import Rejected, StoreError
 from ..home import Home, resolve_home
-from ..witness.local import REPLICA_FILE
+from ..witness.local import REPLICA_FILE, load_witness_key
 from .block import ZERO_HASH, block_extension, header_hash, parse_header
 from .genesis import Genesis, read_genesis
 from .message import Message
@@ -453,9 +453,15 @@ def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
         for w in genesis.witnesses:
             path = h.witness(w.name) / REPLICA_FILE
             try:
+                load_witness_key(h.witness(w.name), genesis)
+            except (ValueError, OSError) as e:  # it can cosign nothing more
+                findings.append(Finding("witness", f"witness {w.name}", f"unusable: {e}"))
+                if not path.parent.is_dir():
+                    continue
+            try:
                 replicas[w.name] = Store.open(path, readonly=True)
             except StoreError as e:
-                findings.append(Finding("replica", f"witness {w.name}", str(e)))
+                findings.append(Finding("replica", f"witness {w.name}", f"unusable: {e}"))
         for label, store in [(LEDGER, led), *replicas.items()]:
             f, view = check_copy(store, genesis, label)
             findings += f

@@ -9,20 +9,70 @@ as evidence), persists the block, and only then returns its cosignature.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 from ..crypto.keys import Identity
 from ..crypto.note import Checkpoint, NoteSignature, cosign, verify_note_signature
-from ..errors import Rejected, WitnessRefusal
+from ..errors import KeyFileError, Rejected, StoreError, WitnessRefusal
 from ..ledger.block import Block, block_extension, header_hash, parse_header
+from ..ledger.genesis import Genesis
 from ..ledger.message import now_us
 from ..ledger.store import BlockRow, Store
 from .base import WitnessHead
 
 REPLICA_FILE = "replica.db"
 KEY_FILE = "witness.key"
+
+
+def load_witness_key(directory: Path, genesis: Genesis | None = None) -> Identity:
+    """The witness key in `directory`; with `genesis`, checked against the pinned one."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise StoreError(f"witness directory {directory} is missing")
+    identity = Identity.load(directory / KEY_FILE)
+    if genesis is not None:
+        pinned = genesis.witness(directory.name)
+        if pinned is None or (pinned.name, pinned.public_key) != (
+            identity.name,
+            identity.public_key,
+        ):
+            raise KeyFileError(
+                f"key file {directory / KEY_FILE} is not the genesis key of witness "
+                f"{directory.name}"
+            )
+    return identity
+
+
+def open_witnesses(root: Path, genesis: Genesis) -> tuple[list[LocalWitness], dict[str, str]]:
+    """Open every genesis witness under `root`: those usable, and why each other is not."""
+    usable: list[LocalWitness] = []
+    unusable: dict[str, str] = {}
+    for w in genesis.witnesses:
+        try:
+            usable.append(LocalWitness.open(Path(root) / w.name, genesis))
+        except (ValueError, OSError, sqlite3.DatabaseError) as e:  # UsageError is a ValueError
+            unusable[w.name] = str(e)
+    return usable, unusable
+
+
+class UnusableWitness:
+    """A genesis witness that could not be opened: it cosigns nothing, and says why."""
+
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        self.unusable = reason
+
+    def head(self) -> WitnessHead:
+        return WitnessHead(self.name, -1, 0, None, None)
+
+    def add_block(self, block: Block) -> NoteSignature:
+        raise WitnessRefusal(self.name, f"unusable: {self.unusable}")
+
+    def close(self) -> None:
+        pass
 
 
 class LocalWitness:
@@ -47,10 +97,26 @@ class LocalWitness:
         return cls(directory, identity, store)
 
     @classmethod
-    def open(cls, directory: Path) -> LocalWitness:
+    def open(cls, directory: Path, genesis: Genesis | None = None) -> LocalWitness:
+        """Open a witness; with `genesis`, also check its key and replica belong to it.
+
+        Raises UsageError (StoreError, KeyFileError) saying why it cannot cosign.
+        """
         directory = Path(directory)
-        identity = Identity.load(directory / KEY_FILE)
-        return cls(directory, identity, Store.open(directory / REPLICA_FILE))
+        identity = load_witness_key(directory, genesis)
+        store = Store.open(directory / REPLICA_FILE)
+        try:
+            if genesis is not None and store.genesis.hash != genesis.hash:
+                raise StoreError(
+                    f"replica {directory / REPLICA_FILE} belongs to a different genesis"
+                )
+            return cls(directory, identity, store)
+        except sqlite3.DatabaseError as e:
+            store.close()
+            raise StoreError(f"replica {directory / REPLICA_FILE} is unreadable: {e}") from None
+        except BaseException:
+            store.close()
+            raise
 
     def close(self) -> None:
         self.store.close()
