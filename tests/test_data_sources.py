@@ -88,6 +88,60 @@ def test_csv(tmp_path: Path, expected_root: str) -> None:
     assert root_of(path) == expected_root
 
 
+def test_csv_zero_padded_numbers_stay_text(tmp_path: Path) -> None:
+    # "02134" read as 2134 lost data: zero-padded numbers are codes, their text the value.
+    path = tmp_path / "zips.csv"
+    path.write_text('id,zip,plain\n"A1","02134",0012\n"A2","10001",7\n"A3","00501",-3\n')
+    body = commit(path, id_column="id", store=MemoryStore())
+    kinds = {c["name"]: c["type"] for c in body["schema"]["columns"]}
+    assert kinds == {"id": "string", "plain": "string", "zip": "string"}
+    same = pa.table(
+        {"id": ["A1", "A2", "A3"], "zip": ["02134", "10001", "00501"], "plain": ["0012", "7", "-3"]}
+    )
+    assert body["root"] == commit(same, id_column="id", store=MemoryStore())["root"]
+    ids = tmp_path / "ids.csv"
+    ids.write_text('id,v\n"007",a\n"7",b\n')  # two ids, not a duplicate 7
+    assert commit(ids, id_column="id", store=MemoryStore())["rows"] == 2
+    unquoted = tmp_path / "unquoted.csv"
+    unquoted.write_text("id,v\n007,a\n7,b\n")
+    assert commit(unquoted, id_column="id", store=MemoryStore())["schema"]["columns"][0] == {
+        "name": "id",
+        "type": "string",
+    }
+
+
+def test_csv_export_of_string_ids_commits_like_the_parquet(tmp_path: Path) -> None:
+    import pyarrow.csv as pacsv
+
+    t = pa.table({"id": [f"{1000 + i}" for i in range(N)], "x": np.linspace(0, 1, N)})
+    t = t.append_column("zip", pa.array([f"{i:05d}" for i in range(N)]))
+    store = MemoryStore()
+    body = commit(t, id_column="id", store=store, partition_rows=4)
+    arrow_csv = tmp_path / "arrow.csv"
+    pacsv.write_csv(t, arrow_csv)  # quotes text: "1000" is a string
+    assert (
+        commit(arrow_csv, id_column="id", store=MemoryStore(), partition_rows=4)["root"]
+        == body["root"]
+    )
+    result = verify(arrow_csv, body, store)
+    assert result["ok"] and result["schema"] is None
+    pandas_csv = tmp_path / "pandas.csv"  # quotes nothing: ids 1000… read as numbers,
+    t.to_pandas().to_csv(pandas_csv, index=False)  # the zero-padded zip stays text
+    result = verify(pandas_csv, body, store)  # committed kinds are no schema difference
+    assert result["ok"] and result["schema"] is None
+
+
+def test_csv_later_zero_padded_number_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"
+    rows = [f"{i},{i + 1}" for i in range(200_000)] + ["200000,0042"]
+    path.write_text("id,v\n" + "\n".join(rows) + "\n")
+    message = (
+        f"^{path}: cannot read CSV file: column 'v' is int in the file's first block .* '0042'$"
+    )
+    with pytest.raises(DataError, match=message):
+        commit(path, id_column="id", store=MemoryStore(), batch_rows=1000)
+
+
 def test_arrow_ipc_file_and_stream(tmp_path: Path, expected_root: str) -> None:
     path = tmp_path / "t.feather"
     feather.write_feather(table(), path, chunksize=9)

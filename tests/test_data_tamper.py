@@ -263,6 +263,33 @@ def test_csv_and_parquet_of_same_data_commit_alike(committed_csv, tmp_path: Path
     )
 
 
+def test_csv_zero_padded_text_edits_are_changes(tmp_path: Path) -> None:
+    path = tmp_path / "zips.csv"
+    path.write_text('id,zip\n"A1","02134"\n"A2","10001"\n"A3","00501"\n')
+    store = MemoryStore()
+    body = commit(path, id_column="id", store=store)
+    path.write_text('id,zip\n"A1","2134"\n"A2","10001"\n"A3","00501"\n')
+    expect(verify(path, body, store), changed=["A1"])
+    path.write_text('id,zip\n"A1","2134"\n"A2","10001"\n"A3","501"\n')  # now all numbers
+    expect(verify(path, body, store), changed=["A1", "A3"])
+
+
+def test_csv_int_cell_zero_padded_is_a_change(committed_csv) -> None:
+    path, body, store = committed_csv
+    n = pd.read_csv(path)["n"][21]
+    edit_cell(path, 21, "n", f"00{n}")  # the same number, other text
+    result = verify(path, body, store)
+    assert result["changed"] == [21]
+    assert result["missing"] == result["added"] == []
+    assert result["schema"]["changed_types"] == [
+        {"column": "n", "committed": "int", "found": "string"}
+    ]
+    edit_cell(path, 21, "n", str(n))
+    edit_cell(path, 3, "id", "003")
+    with pytest.raises(ValueError, match="column 'id' is read as int here but holds '003'"):
+        verify(path, body, store)
+
+
 def test_feather_tamper(tmp_path: Path) -> None:
     path = tmp_path / "data.feather"
     feather.write_feather(base_table(), path)

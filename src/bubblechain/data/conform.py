@@ -34,7 +34,7 @@ from .encoding import (
     value_columns,
 )
 from .errors import DataError
-from .sources import Source, open_source
+from .sources import Source, number_text_ok, open_source
 
 _CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
 
@@ -48,6 +48,19 @@ def open_for_schema(data: Any, schema: dict, batch_rows: int) -> tuple[Source, d
     source = open_source(data, batch_rows=batch_rows)
     found = describe_schema(source.schema, schema["id_column"], source.label)
     if source.kind == "CSV file":
+        # A CSV column's kind is a guess from its first block; where the committed kind
+        # reads every such value too (any text is a string, an int is a float, an empty
+        # column is anything), the column is of the committed kind, its cells compared
+        # one by one, and a guess that differs is no schema difference.
+        committed = {c["name"]: c["type"] for c in schema["columns"]}
+        for column in found["columns"]:
+            was = committed.get(column["name"])
+            if was is not None and (
+                was == "string"
+                or column["type"] == "null"
+                or (was, column["type"]) == ("float", "int")
+            ):
+                column["type"] = was
         names = set(source.schema.names)
         types = {n: pa.large_string() for n, _ in value_columns(schema) if n in names}
         if id_kind(schema) != "null":
@@ -78,6 +91,9 @@ def convert(arr: pa.Array, kind: str) -> tuple[pa.Array, np.ndarray]:
         arr = arr.dictionary_decode()
     if column_kind(arr.type) in ("string",) and kind not in ("string", "binary"):
         arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)  # CSV: empty is null
+        if kind in ("int", "float"):  # text that a number would lose ("007" is not 7)
+            out, bad = _cast(arr, arrow_type(kind))
+            return out, bad | ~number_text_ok(arr, arrow_type(kind))
     return _cast(arr, arrow_type(kind))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
@@ -233,12 +234,166 @@ def csv_options(column_types: dict | None, batch_rows: int) -> tuple:
     return read, convert
 
 
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def number_text_ok(text: pa.Array, t: pa.DataType) -> np.ndarray:
+    """Where each text is a number of type ``t`` as written, so that reading it loses no text.
+
+    An integer must be canonical (``str(int(v)) == v``: ``7``, ``-3``, ``0``; not
+    ``007``, ``+7``, ``-0`` or ``0x7``), a float must not have a zero-padded integer part
+    (``0.5``, ``-0.0``, ``1e3`` are fine, ``007.5`` is not): zero-padded numbers are codes
+    (zip codes, ids), whose text is the value. True for nulls and empty texts. Only the
+    first bytes of each value are looked at: whether the rest parses is the cast's
+    business.
+    """
+    return _number_text(text, t)[0]
+
+
+def _number_text(text: pa.Array, t: pa.DataType) -> tuple[np.ndarray, np.ndarray]:
+    """(`number_text_ok`, which texts are empty)."""
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        text = text.cast(pa.large_string())
+    n = len(text)
+    buffers = text.buffers()
+    offsets = np.frombuffer(buffers[1], np.int32 if pa.types.is_string(text.type) else np.int64)
+    offsets = offsets[text.offset : text.offset + n + 1]
+    start, length = offsets[:-1], np.diff(offsets)
+    empty = length == 0
+    if buffers[2] is None or buffers[2].size == 0:
+        return np.ones(n, bool), empty
+    data = np.frombuffer(buffers[2], np.uint8)
+    last = len(data) - 1
+    b0 = data[np.minimum(start, last)]
+    b1 = data[np.minimum(start + 1, last)]
+    if pa.types.is_integer(t):
+        ok = (b0 >= ord("1")) & (b0 <= ord("9"))  # then digits only, or the cast fails
+        ok |= (length == 1) & (b0 == ord("0"))
+        minus = np.flatnonzero(b0 == ord("-"))
+        if len(minus):
+            ok[minus] = (length[minus] >= 2) & (b1[minus] >= ord("1")) & (b1[minus] <= ord("9"))
+    else:
+        bad = (b0 == ord("0")) & (b1 >= ord("0")) & (b1 <= ord("9")) & (length >= 2)
+        signed = np.flatnonzero((b0 == ord("-")) | (b0 == ord("+")))
+        if len(signed):
+            b2 = data[np.minimum(start[signed] + 2, last)]
+            bad[signed] = (b1[signed] == ord("0")) & (b2 >= ord("0")) & (b2 <= ord("9"))
+            bad[signed] &= length[signed] >= 3
+        ok = ~bad
+    ok |= empty
+    if text.null_count:
+        ok |= ~np.asarray(text.is_valid().to_numpy(zero_copy_only=False), bool)
+    return ok, empty
+
+
+def _number_column(
+    text: pa.Array, t: pa.DataType, name: str, label: str, inferred: bool
+) -> pa.Array:
+    """A CSV column read as text, converted to the number type ``t``, refusing lost text."""
+    ok, empty = _number_text(text, t)
+    if empty.any():
+        text = pc.if_else(pa.array(empty), pa.scalar(None, text.type), text)  # empty is null
+    try:
+        out = pc.cast(text, t, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        out, ok = None, np.zeros(0, bool)
+    if out is not None and ok.all():
+        return out
+    value = text[int(np.argmin(ok))].as_py() if len(ok) else _first_unreadable(text, t)
+    kind = "int" if pa.types.is_integer(t) else "float"
+    if inferred:
+        why = f"is {kind} in the file's first block (where CSV types are inferred) but holds"
+    else:
+        why = f"is read as {kind} here but holds"
+    raise DataError(f"{label}: cannot read CSV file: column {name!r} {why} {value!r}")
+
+
+def _first_unreadable(text: pa.Array, t: pa.DataType) -> Any:
+    """The first text that does not cast to ``t`` (the cast of the whole failed)."""
+    while len(text) > 1:
+        half = len(text) // 2
+        try:
+            pc.cast(text.slice(0, half), t, safe=True)
+            text = text.slice(half)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            text = text.slice(0, half)
+    return text[0].as_py()
+
+
+def _quoted_columns(path: Path, block_size: int, names: list[str]) -> set[str]:
+    """The columns with a quoted field in the file's first block (the header aside).
+
+    Writers that quote text and not numbers (Arrow, R's ``write.csv``) mean a quoted
+    ``"1001"`` as text. Arrow's reader does not tell, so the first block's bytes are
+    scanned here: a quote opening a field (at the start of a line or after a comma
+    outside quotes) counts for that field's column. As Arrow reads by default, a line
+    ends every row (no newlines inside values) and a doubled quote is a quote.
+    """
+    with pa.input_stream(str(path), compression="detect") as fh:
+        raw = fh.read(block_size)
+    data = np.frombuffer(raw, np.uint8)
+    # Only quotes, commas and line ends matter: work on their positions.
+    pos = np.flatnonzero(
+        (data == ord('"')) | (data == ord(",")) | (data == ord("\n")) | (data == ord("\r"))
+    )
+    ch = data[pos]
+    newline = (ch == ord("\n")) | (ch == ord("\r"))
+    if len(raw) == block_size:  # a whole block: its last line may be cut
+        keep = int(np.flatnonzero(newline)[-1]) + 1 if newline.any() else 0
+        pos, ch, newline = pos[:keep], ch[:keep], newline[:keep]
+    quote = ch == ord('"')
+    if not quote.any():
+        return set()
+    before = np.cumsum(quote, dtype=np.int64) - quote  # quotes before each position
+    inside = (before - np.maximum.accumulate(np.where(newline, before, 0))) % 2 == 1
+    comma = (ch == ord(",")) & ~inside
+    commas = np.cumsum(comma, dtype=np.int64) - comma
+    column = commas - np.maximum.accumulate(np.where(newline, commas, 0))
+    line = np.cumsum(newline, dtype=np.int64) - newline
+    previous = data[np.maximum(pos - 1, 0)]
+    at_start = (
+        (pos == 0) | (previous == ord(",")) | (previous == ord("\n")) | (previous == ord("\r"))
+    )
+    opening = quote & ~inside & at_start & (line > 0)
+    return {names[i] for i in np.unique(column[opening]) if i < len(names)}
+
+
 def _open_csv(path: Path, batch_rows: int, column_types: dict | None) -> Source:
+    """A CSV file, its column types inferred from the first block, without losing text.
+
+    Arrow infers the types; every column it reads as numbers is read as text and
+    converted here instead, checking that no value loses text (`number_text_ok`): a
+    column whose first block holds ``02134`` or ``007`` is a string column, and a later
+    block whose text would change when read as a number is an error naming it. Types in
+    ``column_types`` are taken as given (numbers checked the same way).
+    """
     label = str(path)
-    read, convert = csv_options(column_types, batch_rows)
+    given = dict(column_types or {})
+    read, convert = csv_options(given, batch_rows)
     try:
         with pcsv.open_csv(path, read_options=read, convert_options=convert) as reader:
             schema = reader.schema
+        quoted = _quoted_columns(path, read.block_size, schema.names) - set(given)
+        for name in quoted:  # a quoted field makes a string column (Arrow and R quote text)
+            if not pa.types.is_string(schema.field(name).type):
+                given[name] = pa.string()
+                schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
+        numbers = {f.name: f.type for f in schema if _is_number(f.type)}
+        types = {**given, **{name: pa.string() for name in numbers}}  # all read as text
+        inferred = {name for name in numbers if name not in given}
+        if inferred:
+            _, convert = csv_options(types, batch_rows)
+            with pcsv.open_csv(path, read_options=read, convert_options=convert) as reader:
+                first = next(iter(reader), None)
+            for name in sorted(inferred):
+                if (
+                    first is not None
+                    and not number_text_ok(first.column(name), numbers[name]).all()
+                ):
+                    del numbers[name]
+                    inferred.discard(name)
+                    schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
     except _ARROW_ERRORS as exc:
         raise DataError(f"{label}: not a readable CSV file: {_reason(exc)}") from None
 
@@ -246,11 +401,16 @@ def _open_csv(path: Path, batch_rows: int, column_types: dict | None) -> Source:
         opts = pcsv.ConvertOptions(
             null_values=[""],
             strings_can_be_null=False,
-            column_types=column_types or {},
+            column_types=types,
             include_columns=columns or [],
         )
         with pcsv.open_csv(path, read_options=read, convert_options=opts) as reader:
             for batch in reader:
+                for name, t in numbers.items():
+                    i = batch.schema.get_field_index(name)
+                    if i >= 0:
+                        column = _number_column(batch.column(i), t, name, label, name in inferred)
+                        batch = batch.set_column(i, name, column)
                 for start in range(0, batch.num_rows, batch_rows):
                     yield batch.slice(start, batch_rows)
 
