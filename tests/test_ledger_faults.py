@@ -249,3 +249,94 @@ def test_a_witness_key_that_is_not_the_genesis_key_is_unusable(home):
         led.append("note", {"text": "x"})
         led.flush(timeout=30)
         assert led.status()["witnesses"][1]["error"] == f"unusable: {reason}"
+
+
+# -- 4. the artifacts a data.commit names ---------------------------------------------------
+
+
+@pytest.fixture
+def committed(home):
+    """A dataset of 3 partitions committed on the ledger: (home, commit body)."""
+    import pyarrow as pa
+
+    from bubblechain.data.ledger import commit_dataset
+
+    table = pa.table({"id": list(range(300)), "x": [i * 0.5 for i in range(300)]})
+    with Ledger.open(home) as led:
+        body = commit_dataset(led, table, "id", name="toy", partition_rows=128)
+    assert verify_home(home).ok
+    return home, body
+
+
+def _artifact(home: Path, digest: str) -> Path:
+    return home / "artifacts" / digest[:2] / digest[2:]
+
+
+def _leaves(home: Path, body: dict) -> list[str]:
+    import json
+
+    index = json.loads(_artifact(home, body["partitions"]).read_bytes())
+    return [p["leaves"] for p in index["partitions"]]
+
+
+def test_verify_reports_a_deleted_and_a_corrupted_leaves_artifact(committed, cli):
+    home, body = committed
+    leaves = _leaves(home, body)
+    assert len(leaves) == 3
+    _artifact(home, leaves[0]).unlink()
+    victim = _artifact(home, leaves[2])
+    victim.chmod(0o644)
+    raw = bytearray(victim.read_bytes())
+    raw[-1] ^= 1  # one bit of the last leaf hash
+    victim.write_bytes(bytes(raw))
+    where = f"message {body['index']} (data.commit toy v1)"
+    assert findings(home) == {
+        (
+            "artifact",
+            where,
+            f"leaves of partition 0 ({leaves[0]}) is missing from the artifact store",
+        ),
+        ("artifact", where, f"leaves of partition 2 ({leaves[2]}) does not match its hash"),
+    }
+    code, out, _ = cli("verify", "--home", home)
+    assert code == 1 and f"{where}: leaves of partition 0 ({leaves[0]})" in out
+
+
+def test_verify_reports_a_deleted_partition_index(committed):
+    home, body = committed
+    _artifact(home, body["partitions"]).unlink()
+    where = f"message {body['index']} (data.commit toy v1)"
+    assert findings(home) == {
+        (
+            "artifact",
+            where,
+            f"partition index {body['partitions']} is missing from the artifact store",
+        )
+    }
+
+
+def test_a_leaves_artifact_shared_by_two_versions_is_hashed_once_and_reported_on_each(
+    committed, monkeypatch
+):
+    import pyarrow as pa
+
+    from bubblechain.artifacts import ArtifactStore
+    from bubblechain.data.ledger import commit_dataset
+
+    home, v1 = committed
+    table = pa.table({"id": list(range(300)), "x": [i * 0.5 for i in range(300)]})
+    table = table.set_column(1, "x", pa.array([i * 0.5 for i in range(299)] + [-1.0]))
+    with Ledger.open(home) as led:  # only the last partition changes
+        v2 = commit_dataset(led, table, "id", name="toy", partition_rows=128)
+    shared = _leaves(home, v1)[0]
+    assert _leaves(home, v2)[0] == shared
+    _artifact(home, shared).unlink()
+    reads: list[str] = []
+    get = ArtifactStore.get
+    monkeypatch.setattr(ArtifactStore, "get", lambda s, d: reads.append(d) or get(s, d))
+    detail = f"leaves of partition 0 ({shared}) is missing from the artifact store"
+    assert findings(home) == {
+        ("artifact", f"message {v1['index']} (data.commit toy v1)", detail),
+        ("artifact", f"message {v2['index']} (data.commit toy v2)", detail),
+    }
+    assert reads.count(shared) == 1

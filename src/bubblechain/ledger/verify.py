@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import merkle
+from ..artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactStore
 from ..crypto.note import (
     Checkpoint,
     NoteSignature,
@@ -23,7 +24,7 @@ from ..crypto.note import (
     verify_cosignature,
     verify_note_signature,
 )
-from ..errors import Rejected, StoreError
+from ..errors import Rejected, StoreError, UsageError
 from ..home import Home, resolve_home
 from ..witness.local import REPLICA_FILE, load_witness_key
 from .block import ZERO_HASH, block_extension, header_hash, parse_header
@@ -438,6 +439,71 @@ def _replica_finality(copies: dict[str, CopyView], label: str, quorum: int) -> N
     view.final_height, view.pending = final, pending
 
 
+def _check_data_artifacts(store: Store, home: Home, out: list[Finding]) -> None:
+    """Every artifact a `data.commit` names must be in the store and hash to its name.
+
+    That is the commitment's partition index and the leaves artifact of each
+    partition it lists; each distinct artifact is read and hashed once.
+    """
+    from .ledger import artifacts_location  # the Ledger API imports this module
+
+    artifacts = ArtifactStore(artifacts_location(home))
+    checked: dict[str, str | None] = {}  # digest -> what is wrong with it, None if sound
+
+    def read(digest: str) -> bytes | None:
+        """The artifact's bytes if sound; else None, with why in `checked`."""
+        try:
+            data = artifacts.get(digest)  # reads and hashes it
+        except ArtifactMissing:
+            checked[digest] = "is missing from the artifact store"
+        except ArtifactCorrupt:
+            checked[digest] = "does not match its hash"
+        except (OSError, UsageError) as e:
+            checked[digest] = f"cannot be read: {e}"
+        else:
+            checked[digest] = None
+            return data
+        return None
+
+    def problem(digest: str) -> str | None:
+        if digest not in checked:
+            read(digest)
+        return checked[digest]
+
+    for r in store.messages(kind="data.commit"):
+        try:
+            m = Message.from_parts(r.payload, r.sig)
+        except Rejected:
+            continue  # already a finding of the copy's check
+        body = m.body
+        where = f"message {r.idx} (data.commit {body.get('name')} v{body.get('version')})"
+        index = body.get("partitions")
+        if not isinstance(index, str) or not _is_digest(index):
+            out.append(Finding("artifact", where, "names no partition index address"))
+            continue
+        raw = read(index) if checked.get(index) is None else None  # unread, or sound
+        if raw is None:
+            out.append(Finding("artifact", where, f"partition index {index} {checked[index]}"))
+            continue
+        try:
+            leaves = [p["leaves"] for p in json.loads(raw)["partitions"]]
+            if not all(isinstance(x, str) and _is_digest(x) for x in leaves):
+                raise ValueError("a leaves address is not a SHA-256 hex digest")
+        except (ValueError, KeyError, TypeError) as e:
+            detail = f"partition index {index} is malformed: {type(e).__name__}: {e}"
+            out.append(Finding("artifact", where, detail))
+            continue
+        for i, digest in enumerate(leaves):
+            wrong = problem(digest)
+            if wrong is not None:
+                detail = f"leaves of partition {i} ({digest}) {wrong}"
+                out.append(Finding("artifact", where, detail))
+
+
+def _is_digest(s: str) -> bool:
+    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
+
+
 def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
     """Check everything in a home against its genesis (or a pinned one).
 
@@ -469,6 +535,7 @@ def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
         for name, rep in replicas.items():
             _compare(led, copies[LEDGER], rep, copies[name], findings)
             _replica_finality(copies, name, genesis.quorum)
+        _check_data_artifacts(led, h, findings)
     finally:
         led.close()
         for s in replicas.values():
