@@ -285,3 +285,24 @@ def test_init_records_the_artifact_store_so_any_directory_finds_it(cli, tmp_path
     code, out, err = cli("init", "--home", "h2", "--artifacts", "memory://bc")
     assert code == 2 and out == "" and "an in-memory store is gone when the command ends" in err
     assert not (tmp_path / "h2").exists()
+
+
+def test_a_command_kept_waiting_for_the_ledger_says_by_whom(home, cli):
+    """Another process sequencing the home: the command says it is waiting, and for whom,
+    then gives up with one line naming the holder; nothing is appended."""
+    import os
+
+    with Ledger.open(home) as holder:
+        size = holder.sequencer.state.size
+        code, out, err = cli("note", "queued", "--home", home, env={"BUBBLECHAIN_LOCK_WAIT": "1.3"})
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    who = f"in use by another process (pid {os.getpid()} since "
+    assert len(lines) == 2, err
+    assert lines[0].startswith(f"waiting for ledger {home}: {who}")
+    assert lines[0].endswith("giving up after 1.3 s (BUBBLECHAIN_LOCK_WAIT sets the wait)")
+    assert (
+        lines[1].startswith(f"error: ledger {home} is {who}") and "gave up after 1.3 s" in lines[1]
+    )
+    with Ledger.open(home, readonly=True) as led:
+        assert led.store.size() == size

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import threading
 import time
 
 import pytest
@@ -394,3 +396,37 @@ def test_deeply_nested_payloads_are_rejected_not_crashed():
     payload = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(Rejected, match="nested too deeply"):
         Message.from_parts(payload, bytes(64))
+
+
+def test_a_waiting_writer_is_told_who_holds_the_home(home):
+    """The holder writes who it is into the lock; a waiting opener is told once, after a
+    second, and gets the lock when the holder closes."""
+    first = Ledger.open(home)
+    lock = home / "ledger.lock"
+    assert lock.read_text().startswith(f"pid {os.getpid()} since ")
+    told: list[str] = []
+    closer = threading.Timer(1.5, first.close)
+    closer.start()
+    try:
+        with Ledger.open(home, lock_timeout=20, on_lock_wait=told.append) as second:
+            assert second.append("note", {"text": "after the wait"}).index > 0
+    finally:
+        closer.join()
+    assert len(told) == 1 and told[0].startswith(f"another process (pid {os.getpid()} since ")
+    assert lock.read_text() == ""  # released: nobody named as holder any more
+
+
+def test_lock_wait_comes_from_the_environment(home, monkeypatch):
+    with Ledger.open(home):
+        monkeypatch.setenv("BUBBLECHAIN_LOCK_WAIT", "0.2")
+        with pytest.raises(UsageError) as e:
+            Ledger.open(home)
+        assert f"in use by another process (pid {os.getpid()} since " in str(e.value)
+        assert "gave up after 0.2 s" in str(e.value)
+        for bad in ("soon", "-1", "inf", "nan"):
+            monkeypatch.setenv("BUBBLECHAIN_LOCK_WAIT", bad)
+            with pytest.raises(
+                UsageError,
+                match=f"BUBBLECHAIN_LOCK_WAIT must be a number of seconds >= 0, got '{bad}'",
+            ):
+                Ledger.open(home)

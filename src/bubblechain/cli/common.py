@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.text import Text
 
 from ..errors import BubblechainError, NotFinal, Rejected, UsageError
-from ..home import ENV_HOME
+from ..home import ENV_HOME, resolve_home
+from ..ledger import Ledger
+from ..ledger.ledger import ENV_LOCK_WAIT, lock_wait_seconds
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -60,6 +62,22 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     line.append(f" {message}")
     err_console.print(line, soft_wrap=True)
     return typer.Exit(code)
+
+
+def open_for_writing(home: str | None) -> Ledger:
+    """Open the ledger to append; if another process holds it, say so on stderr while waiting."""
+    root = resolve_home(home)
+
+    def waiting(holder: str) -> None:
+        err_console.print(
+            Text(
+                f"waiting for ledger {root}: in use by {holder}; giving up after "
+                f"{lock_wait_seconds():g} s ({ENV_LOCK_WAIT} sets the wait)"
+            ),
+            soft_wrap=True,
+        )
+
+    return Ledger.open(home, on_lock_wait=waiting)
 
 
 def handle_errors(fn: F) -> F:

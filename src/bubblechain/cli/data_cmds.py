@@ -26,7 +26,16 @@ from rich.progress import (
 
 from ..data import ledger as data_ledger
 from ..ledger import Ledger
-from .common import EXIT_FINDINGS, HomeOpt, JsonOpt, console, emit_json, err_console, handle_errors
+from .common import (
+    EXIT_FINDINGS,
+    HomeOpt,
+    JsonOpt,
+    console,
+    emit_json,
+    err_console,
+    handle_errors,
+    open_for_writing,
+)
 
 app = typer.Typer(
     name="data",
@@ -97,7 +106,7 @@ def commit(
     json_: JsonOpt = False,
 ) -> None:
     """Commit a dataset (Merkle root over its rows) as a new version of its name."""
-    with Ledger.open(home) as led, _progress(json_) as progress:
+    with open_for_writing(home) as led, _progress(json_) as progress:
         out = data_ledger.commit_dataset(led, path, id_column, name, progress=progress)
     if json_:
         emit_json(out)

@@ -25,6 +25,7 @@ from .common import (
     err_console,
     fail,
     handle_errors,
+    open_for_writing,
     print_table,
 )
 
@@ -78,7 +79,7 @@ def note(
     json_: JsonOpt = False,
 ) -> None:
     """Record an admin-signed note; returns once it is final."""
-    with Ledger.open(home) as led:
+    with open_for_writing(home) as led:
         a = led.append("note", {"text": text})
         height = led.flush()
         blk = led.entry(a.id)

@@ -30,6 +30,7 @@ from .common import (
     err_console,
     fail,
     handle_errors,
+    open_for_writing,
     print_table,
 )
 
@@ -91,7 +92,7 @@ def train(
         disable=json_ or not err_console.is_terminal,
         transient=False,
     )
-    with Ledger.open(home) as led, progress:
+    with open_for_writing(home) as led, progress:
         task = progress.add_task(escape(f"{algorithm} on {data}"), total=iterations, info="")
 
         def on_iteration(info: dict) -> None:

@@ -13,8 +13,9 @@ import os
 import secrets
 import shutil
 import sqlite3
+import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,25 +97,70 @@ def open_store(home: Home, genesis: Genesis, *, readonly: bool) -> Store:
     return store
 
 
-class _HomeLock:
-    """An exclusive lock so that one process at a time sequences a home."""
+ENV_LOCK_WAIT = "BUBBLECHAIN_LOCK_WAIT"
+DEFAULT_LOCK_WAIT = 30.0
+NOTICE_AFTER = 1.0
+"""Seconds of waiting for the lock before ``on_wait`` is told who holds it."""
 
-    def __init__(self, path: Path, timeout: float):
+
+def lock_wait_seconds() -> float:
+    """How long opening for writing waits for another writer: $BUBBLECHAIN_LOCK_WAIT, or 30 s.
+
+    One process at a time sequences a home, and a training job holds it for the
+    whole job: a script that should queue behind one sets a longer wait.
+    """
+    text = os.environ.get(ENV_LOCK_WAIT)
+    if text is None or not text.strip():
+        return DEFAULT_LOCK_WAIT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise UsageError(f"{ENV_LOCK_WAIT} must be a number of seconds >= 0, got {text!r}")
+    return seconds
+
+
+class _HomeLock:
+    """An exclusive lock so that one process at a time sequences a home.
+
+    The holder writes who it is (pid, start time, command) into the lock file,
+    so that a process kept waiting, and its error, can name it.
+    """
+
+    def __init__(self, path: Path, timeout: float, on_wait: Callable[[str], None] | None = None):
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        told = on_wait is None
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                waited = time.monotonic() - start
+                if waited >= timeout:
+                    holder = self.holder()
                     os.close(self.fd)
                     raise UsageError(
-                        f"ledger {path.parent} is in use by another process (lock {path})"
+                        f"ledger {path.parent} is in use by {holder}; gave up after "
+                        f"{timeout:g} s (lock {path}; {ENV_LOCK_WAIT} sets the wait)"
                     ) from None
+                if not told and waited >= NOTICE_AFTER:
+                    told = True
+                    on_wait(self.holder())
                 time.sleep(0.05)
+        me = f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+        me += " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python"
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, me[:500].encode(errors="replace"), 0)
+
+    def holder(self) -> str:
+        """Who holds the lock, as its holder wrote it, or "another process"."""
+        text = os.pread(self.fd, 1000, 0).decode(errors="replace").strip()
+        return f"another process ({text})" if text else "another process"
 
     def release(self) -> None:
+        os.ftruncate(self.fd, 0)
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
 
@@ -216,9 +262,15 @@ class Ledger:
         readonly: bool = False,
         block_size: int = 1000,
         block_delay: float = 0.25,
-        lock_timeout: float = 30.0,
+        lock_timeout: float | None = None,
+        on_lock_wait: Callable[[str], None] | None = None,
     ) -> Ledger:
-        """Open a home; unless read-only, lock it and start sequencing."""
+        """Open a home; unless read-only, lock it and start sequencing.
+
+        Another process sequencing the home is waited for up to ``lock_timeout``
+        seconds (default `lock_wait_seconds`); after a second, ``on_lock_wait`` is
+        called once with who holds it.
+        """
         h = Home(resolve_home(home))
         genesis = read_genesis(h)
         store = open_store(h, genesis, readonly=readonly)
@@ -226,7 +278,8 @@ class Ledger:
         if readonly:
             return led
         try:
-            led._lock = _HomeLock(h.lock, lock_timeout)
+            wait = lock_wait_seconds() if lock_timeout is None else lock_timeout
+            led._lock = _HomeLock(h.lock, wait, on_lock_wait)
             led._admin = Identity.load(h.key("admin"))
             seq_id = Identity.load(h.key("sequencer"))
             if seq_id.public != genesis.sequencer:
