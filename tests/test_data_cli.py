@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, rfc9162_verify, run_cli_process
+from conftest import REPO, rfc9162_verify, run_cli_process, tree_digest
 from rich.console import Console
 
 from bubblechain.cli import data_cmds
@@ -342,3 +342,41 @@ def test_versions_count_commits_recorded_without_one(home: Path, train: Path) ->
         assert commit_dataset(led, train, "id")["version"] == 2
         assert [d["version"] for d in datasets(led)] == [1, 2]
         assert all(isinstance(d["time"], int) for d in datasets(led))
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "dataset name '' is empty"),
+        ("two\nlines", "dataset name 'two\\nlines' holds a control character"),
+        ("tab\there", "dataset name 'tab\\there' holds a control character"),
+        (" churn", "dataset name ' churn' starts or ends with a space"),
+        ("churn ", "dataset name 'churn ' starts or ends with a space"),
+        ("x" * 201, "dataset name '" + "x" * 60 + "'… is 201 characters long (at most 200)"),
+    ],
+)
+def test_commit_refuses_a_name_that_would_garble_tables(home, train, cli, name, problem):
+    """Names are shown in tables and looked up by --name and --data: one that holds a
+    newline, is empty or hides spaces is refused before anything is read or recorded."""
+    before = tree_digest(home)
+    line = one_line_error(
+        cli("data", "commit", train, "--id-column", "id", "--name", name, "--home", home)
+    )
+    assert line.startswith(f"error: {problem}")
+    assert tree_digest(home) == before
+
+
+def test_commit_refuses_a_file_name_unfit_as_dataset_name(home, tmp_path, cli):
+    odd = tmp_path / "we\tird.parquet"
+    pq.write_table(table(10), odd)
+    line = one_line_error(cli("data", "commit", odd, "--id-column", "id", "--home", home))
+    assert line == (
+        "error: dataset name 'we\\tird' (the file's name) holds a control character "
+        "(a newline, a tab, …): give a --name"
+    )
+    ok = ok_json(
+        cli(
+            "data", "commit", odd, "--id-column", "id", "--name", "we ird", "--home", home, "--json"
+        )
+    )
+    assert ok["name"] == "we ird"

@@ -75,6 +75,30 @@ def _with_progress(source: Source, id_column: str, progress: Progress) -> Source
     return Source(source.label, source.schema, batches, source.kind, source._rows)
 
 
+MAX_NAME = 200
+
+
+def check_dataset_name(name: str, from_file: bool = False) -> str:
+    """Refuse a name that tables, logs and later ``--name``/``--data`` lookups would garble:
+    empty, longer than 200 characters, with a control character (a newline, a tab) or
+    with spaces around it."""
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif len(name) > MAX_NAME:
+        problem = f"is {len(name)} characters long (at most {MAX_NAME})"
+    elif not name.isprintable():
+        problem = "holds a control character (a newline, a tab, …)"
+    elif name != name.strip():
+        problem = "starts or ends with a space"
+    if problem is None:
+        return name
+    shown = repr(name if len(name) <= 60 else name[:60]) + ("…" if len(name) > 60 else "")
+    if from_file:
+        raise UsageError(f"dataset name {shown} (the file's name) {problem}: give a --name")
+    raise UsageError(f"dataset name {shown} {problem}")
+
+
 def commit_dataset(
     ledger: Ledger,
     data: Any,
@@ -93,6 +117,7 @@ def commit_dataset(
     ``index``. ``options`` go to ``bubblechain.data.commit`` (``workers``, …).
     """
     source = open_source(data)
+    name = check_dataset_name(name if name is not None else default_name(source), name is None)
     if progress is not None:
         source = _with_progress(source, id_column, progress)
     body = commit(source, id_column=id_column, store=ledger.artifacts, name=name, **options)
