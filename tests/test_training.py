@@ -626,3 +626,25 @@ def test_features_by_commas_still_reach_a_column_named_with_one():
     cols = [{"name": n, "type": "float"} for n in ("id", "a,b", "c", "d")]
     commitment = {"name": "t", "schema": {"id_column": "id", "columns": cols}}
     assert runtime.choose_columns(commitment, None, ["a,b", " c , d"]) == (["a,b", "c", "d"], None)
+
+
+def test_more_partitions_than_rows_says_how_many_ran(tmp_path, cli):
+    """--partitions beyond the row count runs one row per partition, and says so."""
+    data = tmp_path / "tiny.parquet"
+    write_toy(data, rows=6)
+    home = tmp_path / "home"
+    with Ledger.init(home) as led:
+        commit_dataset(led, data, "id", name="tiny")
+    args = ["train", "--data", "tiny", "--target", "label", "--algorithm", "naive-bayes",
+            "--engine", "inline", "--home", home]  # fmt: skip
+    code, out, err = cli(*args, "--partitions", "50", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["partitions"] == 6
+    (start,) = job_entries(home, res["job"])[:1]
+    assert start.body["partitions"] == 6 and len(start.body["plan"]) == 6
+    code, out, err = cli(*args, "--partitions", "50", "--out", tmp_path / "m.model")
+    assert code == 0, err
+    assert "on 6 partitions (fewer than --partitions 50: one row each)" in out
+    code, out, err = cli(*args, "--partitions", "2", "--out", tmp_path / "m2.model")
+    assert code == 0 and "on 2 partitions," in out and "fewer than" not in out

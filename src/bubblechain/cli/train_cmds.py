@@ -125,9 +125,12 @@ def train(
         emit_json(result.to_dict())
         return
     stopped = "converged" if result.converged else "stopped before converging"
+    fewer = f" (fewer than --partitions {partitions}: one row each)" * (
+        result.partitions < partitions
+    )
     console.print(
-        f"job {result.job}: {result.iterations} rounds ({stopped}), {result.metric} "
-        f"{result.value:.6g}, {result.retries} retried attempts"
+        f"job {result.job}: {result.iterations} rounds ({stopped}) on {result.partitions} "
+        f"partitions{fewer}, {result.metric} {result.value:.6g}, {result.retries} retried attempts"
     )
     console.print(
         f"model {result.model_path}\n  sha256 {result.model_hash} (recorded by model.final)"

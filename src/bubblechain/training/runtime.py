@@ -57,6 +57,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     converged: bool = False
     """Whether the algorithm's own stopping rule ended the rounds, not --iterations."""
+    partitions: int = 0
+    """Partitions the job ran on: --partitions, or fewer when the dataset has fewer rows."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class TrainResult:
             "iterations": self.iterations,
             "converged": self.converged,
             "retries": self.retries,
+            "partitions": self.partitions,
         }
 
 
@@ -466,6 +469,7 @@ class Coordinator:
             self.retries,
             history,
             converged=converged,
+            partitions=len(s["plan"]),
         )
 
     def evaluate(
