@@ -306,3 +306,38 @@ def test_a_command_kept_waiting_for_the_ledger_says_by_whom(home, cli):
     )
     with Ledger.open(home, readonly=True) as led:
         assert led.store.size() == size
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "--data", "d", "--partitions", "abc"],
+         "error: bubblechain train: Invalid value for '--partitions': "),
+        (["data", "verify", "x.csv", "--nope"],
+         "error: bubblechain data verify: No such option: --nope"),
+        (["data", "commit"],
+         "error: bubblechain data commit: Missing argument 'path' "
+         "(see bubblechain data commit --help)"),
+        (["bogus"], "error: bubblechain: No such command 'bogus' (see bubblechain --help)"),
+    ],
+)  # fmt: skip
+def test_usage_errors_are_one_line(cli, args, expected):
+    """An option that does not parse, an unknown option or command, a missing argument:
+    one line naming the command and the input, exit 2 (typer would draw a boxed panel)."""
+    code, out, err = cli(*args)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(expected), err
+    assert err.rstrip().endswith("--help)")
+
+
+def test_usage_error_from_the_console_script_and_bare_commands_show_help():
+    r = run_cli_process("train", "--iterations", "many")
+    assert r.returncode == 2 and r.stdout == ""
+    prog = "python -m bubblechain"  # what `python -m` calls it; the script says bubblechain
+    assert r.stderr.startswith(f"error: {prog} train: Invalid value for '--iterations'")
+    assert r.stderr.count("\n") == 1
+    r = run_cli_process("data")
+    assert r.returncode == 2 and "Usage: python -m bubblechain data [OPTIONS] COMMAND" in r.stdout
+    assert r.stderr == ""
+    r = run_cli_process("data", "verify", "--help")
+    assert r.returncode == 0 and "--version" in r.stdout

@@ -2,12 +2,52 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
 from . import audit_cmds, data_cmds, ledger_cmds, train_cmds
+from .common import EXIT_USAGE, fail
+
+# Typer raises click's exceptions, from click or from the copy it vendors (0.2x).
+_BAD = typer.BadParameter.__mro__
+_USAGE_ERROR = next(c for c in _BAD if c.__name__ == "UsageError")
+_CLICK_ERROR = next(c for c in _BAD if c.__name__ == "ClickException")
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a value that does not parse, a missing argument)
+    as one line naming the command and the input, like every other error, instead of
+    a boxed panel; bare commands still show their help."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _USAGE_ERROR as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # a bare command: its help
+                text = e.ctx.get_help()  # typer's rich help prints itself and returns ""
+                if text:
+                    typer.echo(text)
+                sys.exit(EXIT_USAGE)
+            where = e.ctx.command_path if e.ctx else "bubblechain"
+            fail(f"{where}: {e.format_message().rstrip('.')} (see {where} --help)", EXIT_USAGE)
+            sys.exit(EXIT_USAGE)
+        except _CLICK_ERROR as e:
+            fail(e.format_message(), e.exit_code)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            fail("interrupted", 130)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="bubblechain",
     help="Tamper-evident machine learning: committed data, signed bubbles, a witnessed ledger.",
     no_args_is_help=True,
