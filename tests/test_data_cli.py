@@ -17,7 +17,7 @@ from conftest import REPO, rfc9162_verify, run_cli_process, tree_digest
 from rich.console import Console
 
 from bubblechain.cli import data_cmds
-from bubblechain.data.ledger import commit_dataset, datasets, latest_commitment
+from bubblechain.data.ledger import commit_dataset, datasets, find_commitment
 from bubblechain.errors import UsageError
 from bubblechain.ledger import Ledger
 from bubblechain.merkle import verify_inclusion
@@ -93,8 +93,9 @@ def test_commit_list_prove_verify(home: Path, train: Path, cli) -> None:
     assert rc == 0 and "train" in out and os.path.abspath(train) in out
 
     p = ok_json(cli("data", "prove", train, "--row", "7", "--home", home, "--json"))
-    assert set(p) == {"row", "index", "size", "leaf_hash", "proof", "root"}
+    assert set(p) == {"row", "index", "size", "leaf_hash", "proof", "root", "name", "version", "id"}
     assert (p["row"], p["index"], p["size"], p["root"]) == (7, 7, N, c["root"])
+    assert (p["name"], p["version"], p["id"]) == ("train", 1, c["id"])  # the commit it is for
     proof = [bytes.fromhex(h) for h in p["proof"]]
     leaf, root = bytes.fromhex(p["leaf_hash"]), bytes.fromhex(p["root"])
     verify_inclusion(leaf, p["index"], p["size"], proof, root)
@@ -322,10 +323,10 @@ def test_python_api(home: Path, train: Path) -> None:
         again = commit_dataset(led, str(train), "id")
         assert "source" not in mem and disk["source"] == os.path.abspath(train)
         assert mem["root"] == disk["root"] and again["version"] == 2
-        entry, body = latest_commitment(led, "train")
+        entry, body = find_commitment(led, "train")
         assert entry.id == again["id"] and body["version"] == 2
         with pytest.raises(UsageError, match="committed: frame, train"):
-            latest_commitment(led, "test")
+            find_commitment(led, "test")
         assert [(d["name"], d["version"]) for d in datasets(led)] == [
             ("frame", 1), ("train", 1), ("train", 2)
         ]  # fmt: skip
@@ -380,3 +381,39 @@ def test_commit_refuses_a_file_name_unfit_as_dataset_name(home, tmp_path, cli):
         )
     )
     assert ok["name"] == "we ird"
+
+
+def test_verify_and_prove_an_older_version(home: Path, train: Path, tmp_path: Path, cli) -> None:
+    """A job trained on version 1: its file still checks against version 1 after a version 2
+    is committed, and against the latest it is named as different."""
+    v1 = ok_json(cli("data", "commit", train, "--id-column", "id", "--home", home, "--json"))
+    newer = tmp_path / "newer.parquet"
+    t = table()
+    pq.write_table(t.set_column(1, t.column_names[1], pa.array([0.0] * N)), newer)
+    v2 = ok_json(
+        cli(
+            "data",
+            "commit",
+            newer,
+            "--id-column",
+            "id",
+            "--name",
+            "train",
+            "--home",
+            home,
+            "--json",
+        )
+    )
+    assert (v1["version"], v2["version"]) == (1, 2)
+    rc, out, _ = cli("data", "verify", train, "--home", home)
+    assert rc == 1 and "differs from dataset train version 2" in out
+    rc, out, _ = cli("data", "verify", train, "--version", "1", "--home", home)
+    assert rc == 0 and f"is exactly dataset train version 1 (root {v1['root']})" in out
+    p = ok_json(
+        cli("data", "prove", train, "--row", "3", "--version", "1", "--home", home, "--json")
+    )
+    assert (p["version"], p["root"], p["id"]) == (1, v1["root"], v1["id"])
+    rc, out, _ = cli("data", "prove", train, "--row", "3", "--version", "1", "--home", home)
+    assert rc == 0 and out.startswith(f"row 3 is leaf 3 of {N} in dataset train version 1")
+    line = one_line_error(cli("data", "verify", train, "--version", "3", "--home", home))
+    assert line == "error: dataset 'train' has no version 3; its versions: 1, 2"

@@ -50,6 +50,14 @@ NameOpt = Annotated[
     str | None,
     typer.Option("--name", help="Dataset name (default: the file's stem).", show_default=False),
 ]
+VersionOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--version",
+        help="Committed version to check against (default: the latest).",
+        show_default=False,
+    ),
+]
 SHOWN_IDS = 100
 """Ids listed per category in the text output of verify (--json lists them all)."""
 
@@ -125,16 +133,21 @@ def prove(
     path: PathArg,
     row: Annotated[str, typer.Option("--row", help="The row id (an integer for integer ids).")],
     name: NameOpt = None,
+    version: VersionOpt = None,
     home: HomeOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """RFC 9162 inclusion proof of one row in the latest committed version."""
+    """RFC 9162 inclusion proof of one row in a committed version (default: the latest)."""
     with Ledger.open(home, readonly=True) as led:
-        proof = data_ledger.prove_row(led, path, row, name)
+        proof = data_ledger.prove_row(led, path, row, name, version)
     if json_:
         emit_json(proof)
         return
-    console.print(f"row {proof['row']!r} is leaf {proof['index']} of {proof['size']}")
+    console.print(
+        f"row {proof['row']!r} is leaf {proof['index']} of {proof['size']} in dataset "
+        f"{proof['name']} version {proof['version']}",
+        markup=False,
+    )
     console.print(f"  leaf hash  {proof['leaf_hash']}")
     console.print(f"  root       {proof['root']}")
     console.print(f"  proof      {len(proof['proof'])} hashes, leaf to root:")
@@ -166,12 +179,13 @@ def _schema(drift: dict[str, Any]) -> None:
 def verify(
     path: PathArg,
     name: NameOpt = None,
+    version: VersionOpt = None,
     home: HomeOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Check that a file is exactly the committed data; name every row that differs."""
     with Ledger.open(home, readonly=True) as led:
-        result = data_ledger.verify_dataset(led, path, name)
+        result = data_ledger.verify_dataset(led, path, name, version)
     if json_:
         emit_json(result)
     else:

@@ -151,22 +151,34 @@ def _latest_version(ledger: Ledger, name: str) -> int:
     return max((v for e, v in _versioned(ledger) if e.body.get("name") == name), default=0)
 
 
-def latest_commitment(ledger: Ledger, name: str) -> tuple[Entry, dict[str, Any]]:
-    """The latest ``data.commit`` of ``name``: (entry, body, with ``version`` filled in).
+def find_commitment(
+    ledger: Ledger, name: str, version: int | None = None
+) -> tuple[Entry, dict[str, Any]]:
+    """The ``data.commit`` of ``name`` at ``version`` (default: the latest): (entry, body,
+    with ``version`` filled in).
 
-    Raises UsageError naming the committed datasets when there is none.
+    Raises UsageError naming the committed datasets, or the name's versions, when
+    there is no such commit.
     """
     found: tuple[Entry, int] | None = None
     names: set[str] = set()
+    versions: list[int] = []
     for e, v in _versioned(ledger):
         names.add(str(e.body.get("name")))
         if e.body.get("name") == name:
-            found = (e, v)
-    if found is None:
+            versions.append(v)
+            if version is None or v == version:
+                found = (e, v)
+    if not versions:
         committed = ", ".join(sorted(names)) or "none"
         raise UsageError(f"no dataset {name!r} is committed; committed: {committed}")
-    entry, version = found
-    return entry, {**entry.body, "version": version}
+    if found is None:
+        raise UsageError(
+            f"dataset {name!r} has no version {version}; its versions: "
+            + ", ".join(map(str, versions))
+        )
+    entry, v = found
+    return entry, {**entry.body, "version": v}
 
 
 def datasets(ledger: Ledger) -> list[dict[str, Any]]:
@@ -191,31 +203,40 @@ def datasets(ledger: Ledger) -> list[dict[str, Any]]:
     return out
 
 
-def _resolve(ledger: Ledger, data: Any, name: str | None) -> tuple[Entry, dict[str, Any]]:
-    return latest_commitment(ledger, name or default_dataset_name(data))
+def _resolve(
+    ledger: Ledger, data: Any, name: str | None, version: int | None
+) -> tuple[Entry, dict[str, Any]]:
+    return find_commitment(ledger, name or default_dataset_name(data), version)
 
 
 def _about(entry: Entry, body: dict[str, Any]) -> dict[str, Any]:
     return {"name": body["name"], "version": body["version"], "root": body["root"], "id": entry.id}
 
 
-def verify_dataset(ledger: Ledger, data: Any, name: str | None = None) -> dict[str, Any]:
-    """``bubblechain.data.verify`` against the latest version of ``name`` (default: the file's).
+def verify_dataset(
+    ledger: Ledger, data: Any, name: str | None = None, version: int | None = None
+) -> dict[str, Any]:
+    """``bubblechain.data.verify`` against ``version`` (default: the latest) of ``name``
+    (default: the file's stem): the file a job trained on can be checked after newer
+    versions were committed.
 
     The result also names the commitment checked: name, version, root and message id.
     """
-    entry, body = _resolve(ledger, data, name)
+    entry, body = _resolve(ledger, data, name, version)
     result = verify(data, body, ledger.artifacts)
     return {**result, **_about(entry, body)}
 
 
-def prove_row(ledger: Ledger, data: Any, row: Any, name: str | None = None) -> dict[str, Any]:
-    """An RFC 9162 inclusion proof of row ``row`` in the latest version of ``name``.
+def prove_row(
+    ledger: Ledger, data: Any, row: Any, name: str | None = None, version: int | None = None
+) -> dict[str, Any]:
+    """An RFC 9162 inclusion proof of row ``row`` in ``version`` (default: the latest) of
+    ``name``, naming the commitment it is for (name, version, root, message id).
 
     The row id is taken as an integer when the committed ids are integers.
     """
-    _entry, body = _resolve(ledger, data, name)
-    return prove(data, row, body, ledger.artifacts)
+    entry, body = _resolve(ledger, data, name, version)
+    return {**prove(data, row, body, ledger.artifacts), **_about(entry, body)}
 
 
 __all__ = [
@@ -227,7 +248,7 @@ __all__ = [
     "commit_dataset",
     "datasets",
     "default_dataset_name",
-    "latest_commitment",
+    "find_commitment",
     "prove_row",
     "source_path",
     "verify_dataset",
