@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 import threading
 import time
 
@@ -404,16 +405,37 @@ def test_a_waiting_writer_is_told_who_holds_the_home(home):
     first = Ledger.open(home)
     lock = home / "ledger.lock"
     assert lock.read_text().startswith(f"pid {os.getpid()} since ")
-    told: list[str] = []
+    told: list[tuple[str, float]] = []
     closer = threading.Timer(1.5, first.close)
     closer.start()
     try:
-        with Ledger.open(home, lock_timeout=20, on_lock_wait=told.append) as second:
+        with Ledger.open(
+            home, lock_timeout=20, on_lock_wait=lambda who, wait: told.append((who, wait))
+        ) as second:
             assert second.append("note", {"text": "after the wait"}).index > 0
     finally:
         closer.join()
-    assert len(told) == 1 and told[0].startswith(f"another process (pid {os.getpid()} since ")
+    ((who, wait),) = told
+    assert who.startswith(f"another process (pid {os.getpid()} since ") and wait == 20
     assert lock.read_text() == ""  # released: nobody named as holder any more
+
+
+def test_the_holder_is_named_on_one_line(home, monkeypatch):
+    """The holder's command line may hold a newline (a note's text): it is escaped, so the
+    waiting notice and the error stay one line each."""
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/bubblechain", "note", "two\nlines\x1b[31m"])
+    with Ledger.open(home), pytest.raises(UsageError) as e:
+        Ledger.open(home, lock_timeout=0.1)
+    message = str(e.value)
+    assert "\n" not in message and "\x1b" not in message
+    assert "Z: bubblechain note 'two\\nlines\\x1b[31m'); gave up after 0.1 s" in message
+
+
+def test_a_bad_lock_wait_builds_no_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("BUBBLECHAIN_LOCK_WAIT", "soon")
+    with pytest.raises(UsageError, match="BUBBLECHAIN_LOCK_WAIT must be a number"):
+        Ledger.init(tmp_path / "h")
+    assert not (tmp_path / "h").exists()
 
 
 def test_lock_wait_comes_from_the_environment(home, monkeypatch):

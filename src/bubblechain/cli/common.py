@@ -19,7 +19,7 @@ from rich.text import Text
 from ..errors import BubblechainError, NotFinal, Rejected, UsageError
 from ..home import ENV_HOME, resolve_home
 from ..ledger import Ledger
-from ..ledger.ledger import ENV_LOCK_WAIT, lock_wait_seconds
+from ..ledger.ledger import ENV_LOCK_WAIT
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -68,11 +68,11 @@ def open_for_writing(home: str | None) -> Ledger:
     """Open the ledger to append; if another process holds it, say so on stderr while waiting."""
     root = resolve_home(home)
 
-    def waiting(holder: str) -> None:
+    def waiting(holder: str, timeout: float) -> None:
         err_console.print(
             Text(
                 f"waiting for ledger {root}: in use by {holder}; giving up after "
-                f"{lock_wait_seconds():g} s ({ENV_LOCK_WAIT} sets the wait)"
+                f"{timeout:g} s ({ENV_LOCK_WAIT} sets the wait)"
             ),
             soft_wrap=True,
         )

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import secrets
+import shlex
 import shutil
 import sqlite3
 import sys
@@ -128,41 +129,62 @@ class _HomeLock:
     so that a process kept waiting, and its error, can name it.
     """
 
-    def __init__(self, path: Path, timeout: float, on_wait: Callable[[str], None] | None = None):
+    def __init__(
+        self, path: Path, timeout: float, on_wait: Callable[[str, float], None] | None = None
+    ):
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self._acquire(path, timeout, on_wait)
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, _whoami().encode(errors="replace"), 0)
+        except BaseException:  # timed out, interrupted, or the callback failed
+            os.close(self.fd)
+            raise
+
+    def _acquire(
+        self, path: Path, timeout: float, on_wait: Callable[[str, float], None] | None
+    ) -> None:
         start = time.monotonic()
         told = on_wait is None
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return
             except BlockingIOError:
                 waited = time.monotonic() - start
                 if waited >= timeout:
-                    holder = self.holder()
-                    os.close(self.fd)
                     raise UsageError(
-                        f"ledger {path.parent} is in use by {holder}; gave up after "
+                        f"ledger {path.parent} is in use by {self.holder()}; gave up after "
                         f"{timeout:g} s (lock {path}; {ENV_LOCK_WAIT} sets the wait)"
                     ) from None
                 if not told and waited >= NOTICE_AFTER:
                     told = True
-                    on_wait(self.holder())
+                    on_wait(self.holder(), timeout)
                 time.sleep(0.05)
-        me = f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-        me += " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python"
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, me[:500].encode(errors="replace"), 0)
 
     def holder(self) -> str:
         """Who holds the lock, as its holder wrote it, or "another process"."""
-        text = os.pread(self.fd, 1000, 0).decode(errors="replace").strip()
+        text = _one_line(os.pread(self.fd, 1000, 0).decode(errors="replace").strip())
         return f"another process ({text})" if text else "another process"
 
     def release(self) -> None:
         os.ftruncate(self.fd, 0)
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
+
+
+def _whoami() -> str:
+    """This process as a lock holder: pid, start (UTC) and command line, on one line."""
+    argv = list(sys.argv) or ["python"]
+    script = Path(argv[0])
+    argv[0] = f"python -m {script.parent.name}" if script.name == "__main__.py" else script.name
+    since = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
+    return _one_line(f"pid {os.getpid()} since {since}: {argv[0]} {shlex.join(argv[1:])}")[:500]
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped: it is printed inside one-line messages."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text).strip()
 
 
 class Ledger:
@@ -198,6 +220,7 @@ class Ledger:
         root = resolve_home(home)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise UsageError(f"{root} already exists and is not empty; refusing to overwrite it")
+        options.setdefault("lock_timeout", lock_wait_seconds())  # a bad value: nothing built
         if witnesses < 1:
             raise UsageError(f"--witnesses must be at least 1, got {witnesses}")
         if not witnesses // 2 < quorum <= witnesses:
@@ -263,13 +286,13 @@ class Ledger:
         block_size: int = 1000,
         block_delay: float = 0.25,
         lock_timeout: float | None = None,
-        on_lock_wait: Callable[[str], None] | None = None,
+        on_lock_wait: Callable[[str, float], None] | None = None,
     ) -> Ledger:
         """Open a home; unless read-only, lock it and start sequencing.
 
         Another process sequencing the home is waited for up to ``lock_timeout``
         seconds (default `lock_wait_seconds`); after a second, ``on_lock_wait`` is
-        called once with who holds it.
+        called once with who holds it and the wait.
         """
         h = Home(resolve_home(home))
         genesis = read_genesis(h)
