@@ -295,6 +295,9 @@ def test_a_command_kept_waiting_for_the_ledger_says_by_whom(home, cli):
     with Ledger.open(home) as holder:
         size = holder.sequencer.state.size
         code, out, err = cli("note", "queued", "--home", home, env={"BUBBLECHAIN_LOCK_WAIT": "1.3"})
+        # reading commands never wait for the writer
+        rc, _, rerr = cli("status", "--home", home, env={"BUBBLECHAIN_LOCK_WAIT": "0"})
+        assert rc == 0 and rerr == ""
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     who = f"in use by another process (pid {os.getpid()} since "
@@ -336,8 +339,11 @@ def test_usage_error_from_the_console_script_and_bare_commands_show_help():
     prog = "python -m bubblechain"  # what `python -m` calls it; the script says bubblechain
     assert r.stderr.startswith(f"error: {prog} train: Invalid value for '--iterations'")
     assert r.stderr.count("\n") == 1
-    r = run_cli_process("data")
-    assert r.returncode == 2 and "Usage: python -m bubblechain data [OPTIONS] COMMAND" in r.stdout
-    assert r.stderr == ""
+    for bare in (["data"], []):  # the help, once
+        r = run_cli_process(*bare)
+        assert r.returncode == 2 and r.stderr == ""
+        assert r.stdout.count("Usage: python -m bubblechain") == 1, r.stdout
+    r = run_cli_process("data", "verify", "x.csv", "--home")  # click gives no command here
+    assert r.returncode == 2 and r.stderr == "error: Option '--home' requires an argument\n"
     r = run_cli_process("data", "verify", "--help")
     assert r.returncode == 0 and "--version" in r.stdout

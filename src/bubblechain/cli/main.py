@@ -12,7 +12,8 @@ from .. import __version__
 from . import audit_cmds, data_cmds, ledger_cmds, train_cmds
 from .common import EXIT_USAGE, fail
 
-# Typer raises click's exceptions, from click or from the copy it vendors (0.2x).
+# Typer raises click's exceptions: click's own, or (typer 0.2x) those of the copy of click
+# it vendors, which has no public name: they are found among typer.BadParameter's bases.
 _BAD = typer.BadParameter.__mro__
 _USAGE_ERROR = next(c for c in _BAD if c.__name__ == "UsageError")
 _CLICK_ERROR = next(c for c in _BAD if c.__name__ == "ClickException")
@@ -30,20 +31,25 @@ class _OneLineErrors(TyperGroup):
             code = super().main(*args, standalone_mode=False, **kwargs)
         except _USAGE_ERROR as e:
             if type(e).__name__ == "NoArgsIsHelpError":  # a bare command: its help
-                text = e.ctx.get_help()  # typer's rich help prints itself and returns ""
-                if text:
-                    typer.echo(text)
+                # Its message is the help (click), or empty: typer's help printed itself.
+                if e.format_message():
+                    typer.echo(e.format_message())
                 sys.exit(EXIT_USAGE)
-            where = e.ctx.command_path if e.ctx else "bubblechain"
-            fail(f"{where}: {e.format_message().rstrip('.')} (see {where} --help)", EXIT_USAGE)
-            sys.exit(EXIT_USAGE)
+            message = e.format_message().rstrip(".")
+            if e.ctx is not None:  # (a missing option value comes without its command)
+                where = e.ctx.command_path
+                message = f"{where}: {message} (see {where} --help)"
+            _exit(message, EXIT_USAGE)
         except _CLICK_ERROR as e:
-            fail(e.format_message(), e.exit_code)
-            sys.exit(e.exit_code)
-        except typer.Abort:
-            fail("interrupted", 130)
-            sys.exit(130)
+            _exit(e.format_message(), e.exit_code)
+        except typer.Abort:  # end of input at a prompt
+            _exit("aborted", 1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit(message: str, code: int) -> None:
+    fail(message, code)  # prints the line; outside click, exiting is ours to do
+    sys.exit(code)
 
 
 app = typer.Typer(
