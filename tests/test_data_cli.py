@@ -349,8 +349,9 @@ def test_versions_count_commits_recorded_without_one(home: Path, train: Path) ->
     ("name", "problem"),
     [
         ("", "dataset name '' is empty"),
-        ("two\nlines", "dataset name 'two\\nlines' holds a control character"),
-        ("tab\there", "dataset name 'tab\\there' holds a control character"),
+        ("two\nlines", "dataset name 'two\\nlines' holds a control character or line break"),
+        ("tab\there", "dataset name 'tab\\there' holds a control character or line break"),
+        ("para\u2029graph", "dataset name 'para\\u2029graph' holds a control character or line"),
         (" churn", "dataset name ' churn' starts or ends with a space"),
         ("churn ", "dataset name 'churn ' starts or ends with a space"),
         ("x" * 201, "dataset name '" + "x" * 60 + "'… is 201 characters long (at most 200)"),
@@ -372,8 +373,8 @@ def test_commit_refuses_a_file_name_unfit_as_dataset_name(home, tmp_path, cli):
     pq.write_table(table(10), odd)
     line = one_line_error(cli("data", "commit", odd, "--id-column", "id", "--home", home))
     assert line == (
-        "error: dataset name 'we\\tird' (the file's name) holds a control character "
-        "(a newline, a tab, …): give a --name"
+        "error: dataset name 'we\\tird' (the file's name) holds a control character or line "
+        "break: give a --name"
     )
     ok = ok_json(
         cli(
@@ -415,5 +416,53 @@ def test_verify_and_prove_an_older_version(home: Path, train: Path, tmp_path: Pa
     assert (p["version"], p["root"], p["id"]) == (1, v1["root"], v1["id"])
     rc, out, _ = cli("data", "prove", train, "--row", "3", "--version", "1", "--home", home)
     assert rc == 0 and out.startswith(f"row 3 is leaf 3 of {N} in dataset train version 1")
+    line = one_line_error(cli("data", "prove", train, "--row", "3", "--home", home))
+    assert line.endswith("row 3 differs from the committed row (dataset 'train' version 2)")
     line = one_line_error(cli("data", "verify", train, "--version", "3", "--home", home))
     assert line == "error: dataset 'train' has no version 3; its versions: 1, 2"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "データ\u3000セット",
+        "nb\u00a0sp",
+        "می\u200cخواهم",
+        "👨\u200d👩\u200d👧",
+        "churn v2",
+        "[red]x[/]",
+    ],
+)
+def test_commit_takes_names_in_any_script(home, train, cli, name):
+    """Spaces inside a name, zero-width joiners and markup-like text are fine."""
+    c = ok_json(
+        cli("data", "commit", train, "--id-column", "id", "--name", name, "--home", home, "--json")
+    )
+    assert c["name"] == name
+    rc, out, _ = cli("data", "verify", train, "--name", name, "--home", home)
+    assert rc == 0 and f"is exactly dataset {name} version 1" in out
+
+
+def test_a_name_is_found_however_its_accents_are_encoded(home, train, cli):
+    """'café' typed with a combining accent (NFD) or precomposed (NFC) is one name."""
+    decomposed, composed = "cafe\u0301", "caf\u00e9"
+    first = ok_json(cli("data", "commit", train, "--id-column", "id", "--name", decomposed,
+                        "--home", home, "--json"))  # fmt: skip
+    assert first["name"] == composed
+    again = ok_json(cli("data", "commit", train, "--id-column", "id", "--name", composed,
+                        "--home", home, "--json"))  # fmt: skip
+    assert again["version"] == 2
+    v = ok_json(cli("data", "verify", train, "--name", decomposed, "--version", "1",
+                    "--home", home, "--json"))  # fmt: skip
+    assert v["ok"] and v["id"] == first["id"]
+
+
+def test_a_bad_name_is_refused_without_waiting_for_a_busy_ledger(home, train, cli):
+    import time
+
+    with Ledger.open(home):  # another writer holds the home
+        t = time.monotonic()
+        args = ["data", "commit", train, "--id-column", "id", "--name", " bad", "--home", home]
+        line = one_line_error(cli(*args, env={"BUBBLECHAIN_LOCK_WAIT": "20"}))
+        assert time.monotonic() - t < 5
+    assert line == "error: dataset name ' bad' starts or ends with a space"

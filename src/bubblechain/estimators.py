@@ -343,9 +343,8 @@ class _Estimator:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from .data.ledger import commit_dataset
+        from .data.ledger import commit_dataset, find_commitment
         from .errors import UsageError
-        from .training.runtime import find_dataset
 
         feats = list(names) if names is not None else [f"x{j}" for j in range(X.shape[1])]
         if len(set(feats)) != len(feats):
@@ -359,7 +358,7 @@ class _Estimator:
         name = dataset_name or f"fit-{digest}"
         path = (led.home.root / "datasets" / f"{dataset_name or 'fit'}-{digest}.parquet").absolute()
         with contextlib.suppress(UsageError):
-            _, body = find_dataset(led, name)
+            _, body = find_commitment(led, name)
             if body.get("source") == str(path) and path.exists():
                 return name, feats, tcol
         cols: dict[str, Any] = {id_col: np.arange(len(X), dtype=np.int64)}

@@ -54,7 +54,7 @@ VersionOpt = Annotated[
     int | None,
     typer.Option(
         "--version",
-        help="Committed version to check against (default: the latest).",
+        help="Committed version of the dataset (default: the latest).",
         show_default=False,
     ),
 ]
@@ -114,6 +114,7 @@ def commit(
     json_: JsonOpt = False,
 ) -> None:
     """Commit a dataset (Merkle root over its rows) as a new version of its name."""
+    name = data_ledger.dataset_name(path, name)  # a bad name is refused before any wait
     with open_for_writing(home) as led, _progress(json_) as progress:
         out = data_ledger.commit_dataset(led, path, id_column, name, progress=progress)
     if json_:

@@ -10,6 +10,7 @@ messages stay on the ledger, as everything does.
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -76,25 +77,28 @@ def _with_progress(source: Source, id_column: str, progress: Progress) -> Source
 
 
 MAX_NAME = 200
+_BREAKS = {"Cc", "Zl", "Zp"}  # control characters, line and paragraph separators
 
 
-def check_dataset_name(name: str, from_file: bool = False) -> str:
-    """Refuse a name that tables, logs and later ``--name``/``--data`` lookups would garble:
-    empty, longer than 200 characters, with a control character (a newline, a tab) or
+def dataset_name(data: Any, name: str | None) -> str:
+    """The name ``data`` is committed under: ``name``, else the file's stem; in NFC, and
+    refused (UsageError) if tables, logs and later ``--name``/``--data`` lookups would
+    garble it: empty, over 200 characters, with a control character or line break, or
     with spaces around it."""
+    given = name if name is not None else default_dataset_name(data)
     problem = None
-    if not name:
+    if not given:
         problem = "is empty"
-    elif len(name) > MAX_NAME:
-        problem = f"is {len(name)} characters long (at most {MAX_NAME})"
-    elif not name.isprintable():
-        problem = "holds a control character (a newline, a tab, …)"
-    elif name != name.strip():
+    elif len(given) > MAX_NAME:
+        problem = f"is {len(given)} characters long (at most {MAX_NAME})"
+    elif any(unicodedata.category(c) in _BREAKS for c in given):
+        problem = "holds a control character or line break"
+    elif given != given.strip():
         problem = "starts or ends with a space"
     if problem is None:
-        return name
-    shown = repr(name if len(name) <= 60 else name[:60]) + ("…" if len(name) > 60 else "")
-    if from_file:
+        return unicodedata.normalize("NFC", given)
+    shown = repr(given[:60]) + ("…" if len(given) > 60 else "")
+    if name is None:
         raise UsageError(f"dataset name {shown} (the file's name) {problem}: give a --name")
     raise UsageError(f"dataset name {shown} {problem}")
 
@@ -117,7 +121,7 @@ def commit_dataset(
     ``index``. ``options`` go to ``bubblechain.data.commit`` (``workers``, …).
     """
     source = open_source(data)
-    name = check_dataset_name(name if name is not None else default_name(source), name is None)
+    name = dataset_name(source, name)
     if progress is not None:
         source = _with_progress(source, id_column, progress)
     body = commit(source, id_column=id_column, store=ledger.artifacts, name=name, **options)
@@ -148,7 +152,8 @@ def _versioned(ledger: Ledger) -> Iterator[tuple[Entry, int]]:
 
 
 def _latest_version(ledger: Ledger, name: str) -> int:
-    return max((v for e, v in _versioned(ledger) if e.body.get("name") == name), default=0)
+    wanted = _nfc(name)
+    return max((v for e, v in _versioned(ledger) if _nfc(e.body.get("name")) == wanted), default=0)
 
 
 def find_commitment(
@@ -163,9 +168,10 @@ def find_commitment(
     found: tuple[Entry, int] | None = None
     names: set[str] = set()
     versions: list[int] = []
+    wanted = unicodedata.normalize("NFC", name)  # as committed since names are checked
     for e, v in _versioned(ledger):
         names.add(str(e.body.get("name")))
-        if e.body.get("name") == name:
+        if _nfc(e.body.get("name")) == wanted:
             versions.append(v)
             if version is None or v == version:
                 found = (e, v)
@@ -179,6 +185,10 @@ def find_commitment(
         )
     entry, v = found
     return entry, {**entry.body, "version": v}
+
+
+def _nfc(name: Any) -> Any:
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
 
 
 def datasets(ledger: Ledger) -> list[dict[str, Any]]:
@@ -246,6 +256,7 @@ __all__ = [
     "PHASE_ROWS",
     "Progress",
     "commit_dataset",
+    "dataset_name",
     "datasets",
     "default_dataset_name",
     "find_commitment",

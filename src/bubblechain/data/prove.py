@@ -57,18 +57,20 @@ def prove(
     parts = load_index(commitment, store.get)
     p = bisect_right([part.first for part in parts], rid) - 1
     if p < 0 or rid > parts[p].last:
-        raise DataError(f"row {rid!r} is not in the committed dataset {commitment.get('name')!r}")
+        raise DataError(f"row {rid!r} is not in the committed {_which(commitment)}")
     ids, leaves = load_leaves(parts[p], p, store.get)
     j = bisect_left(ids, rid)
     if j == len(ids) or ids[j] != rid:
-        raise DataError(f"row {rid!r} is not in the committed dataset {commitment.get('name')!r}")
+        raise DataError(f"row {rid!r} is not in the committed {_which(commitment)}")
     committed_leaf = leaves[j * 32 : (j + 1) * 32]
 
     source, _ = open_for_schema(data, schema, batch_rows)
     encoded = _find_row(source, schema, rid, kind)
     leaf = hash_rows(encoded.buf.tobytes(), encoded.offsets.tobytes(), 0)
     if leaf != committed_leaf:
-        raise DataError(f"{source.label}: row {rid!r} differs from the committed row")
+        raise DataError(
+            f"{source.label}: row {rid!r} differs from the committed row ({_which(commitment)})"
+        )
 
     size = commitment["rows"]
     index = p * commitment["partition_rows"] + j
@@ -113,3 +115,9 @@ def verify_proof(proof: dict) -> None:
         [bytes.fromhex(h) for h in proof["proof"]],
         bytes.fromhex(proof["root"]),
     )
+
+
+def _which(commitment: dict) -> str:
+    """The commitment in messages: dataset 'churn' (version 2 when the ledger numbered it)."""
+    version = commitment.get("version")
+    return f"dataset {commitment.get('name')!r}" + (f" version {version}" if version else "")

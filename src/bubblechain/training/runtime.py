@@ -26,6 +26,7 @@ from ..algorithms.registry import get as get_algorithm
 from ..crypto import canonical
 from ..crypto.keys import Identity
 from ..data.encoding import NUMERIC_KINDS
+from ..data.ledger import find_commitment
 from ..errors import BubblechainError, Rejected, UsageError
 from ..ledger import Ledger, Message
 from . import blas
@@ -72,20 +73,6 @@ class TrainResult:
             "retries": self.retries,
             "partitions": self.partitions,
         }
-
-
-def find_dataset(ledger: Ledger, name: str) -> tuple[str, dict[str, Any]]:
-    """The latest `data.commit` of `name`: (message id, commitment body)."""
-    found = None
-    for e in ledger.entries(kind="data.commit"):
-        if e.body.get("name") == name:
-            found = (e.id, e.body)
-    if found is None:
-        names = sorted({e.body.get("name") for e in ledger.entries(kind="data.commit")})
-        raise UsageError(
-            f"no dataset {name!r} is committed; committed: {', '.join(names) or 'none'}"
-        )
-    return found
 
 
 # Committed kinds, and the type names older commitments recorded.
@@ -505,7 +492,8 @@ def train(
     for name, value in (("--partitions", partitions), ("--iterations", iterations)):
         if value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")
-    commit_id, commitment = find_dataset(ledger, data)
+    entry, _ = find_commitment(ledger, data)
+    commit_id, commitment = entry.id, entry.body
     feats, target = choose_columns(commitment, target, features)
     check_trainable(commitment, algo.task, algorithm, target)
     try:
