@@ -648,3 +648,6 @@ def test_more_partitions_than_rows_says_how_many_ran(tmp_path, cli):
     assert "on 6 partitions (fewer than --partitions 50: one row each)" in out
     code, out, err = cli(*args, "--partitions", "2", "--out", tmp_path / "m2.model")
     assert code == 0 and "on 2 partitions," in out and "fewer than" not in out
+    code, out, err = cli(*args, "--partitions", "1", "--out", tmp_path / "m3.model")
+    assert code == 0 and "on 1 partition," in out
+    assert [(a, b) for a, b in start.body["plan"]] == [(i, i + 1) for i in range(6)]  # a row each

@@ -125,12 +125,12 @@ def train(
         emit_json(result.to_dict())
         return
     stopped = "converged" if result.converged else "stopped before converging"
-    fewer = f" (fewer than --partitions {partitions}: one row each)" * (
-        result.partitions < partitions
-    )
+    ran = f"{result.partitions} partition{'s' * (result.partitions != 1)}"
+    if result.partitions < partitions:  # more were asked for than there are rows
+        ran += f" (fewer than --partitions {partitions}: one row each)"
     console.print(
-        f"job {result.job}: {result.iterations} rounds ({stopped}) on {result.partitions} "
-        f"partitions{fewer}, {result.metric} {result.value:.6g}, {result.retries} retried attempts"
+        f"job {result.job}: {result.iterations} rounds ({stopped}) on {ran}, "
+        f"{result.metric} {result.value:.6g}, {result.retries} retried attempts"
     )
     console.print(
         f"model {result.model_path}\n  sha256 {result.model_hash} (recorded by model.final)"
