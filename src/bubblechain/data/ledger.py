@@ -96,7 +96,7 @@ def dataset_name(data: Any, name: str | None) -> str:
     elif given != given.strip():
         problem = "starts or ends with a space"
     if problem is None:
-        return unicodedata.normalize("NFC", given)
+        return _nfc(given)
     shown = repr(given[:60]) + ("…" if len(given) > 60 else "")
     if name is None:
         raise UsageError(f"dataset name {shown} (the file's name) {problem}: give a --name")
@@ -168,7 +168,7 @@ def find_commitment(
     found: tuple[Entry, int] | None = None
     names: set[str] = set()
     versions: list[int] = []
-    wanted = unicodedata.normalize("NFC", name)  # as committed since names are checked
+    wanted = _nfc(name)  # as committed since names are checked
     for e, v in _versioned(ledger):
         names.add(str(e.body.get("name")))
         if _nfc(e.body.get("name")) == wanted:
