@@ -52,3 +52,25 @@ def test_close_waits_until_every_worker_process_has_exited(tmp_path):
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def _plus_one(spec: dict) -> int:
+    return spec["n"] + 1
+
+
+def test_dask_submit_with_no_worker_yet_waits_for_one(tmp_path):
+    """A task submitted while the cluster has no worker (one just died, none has joined
+    yet) runs on the next worker to join; preferring a worker there raised ValueError."""
+    from distributed import LocalCluster
+
+    from bubblechain.training.engines.dask import DaskEngine
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        engine = DaskEngine(scheduler=cluster.scheduler_address)
+        engine.start(str(tmp_path))
+        try:
+            future = engine.submit(_plus_one, {"n": 41}, "plus-one", affinity=3)
+            cluster.scale(1)
+            assert future.result(timeout=60) == 42
+        finally:
+            engine.close()

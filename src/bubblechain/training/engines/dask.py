@@ -76,10 +76,13 @@ class DaskEngine:
     ) -> distributed.Future:
         """Prefer the same worker for the same partition (it cached it), but allow others."""
         workers = sorted(self.client.scheduler_info()["workers"])
-        preferred = [workers[affinity % len(workers)]] if workers else None
-        return self.client.submit(
-            fn, spec, key=key, pure=False, retries=0, workers=preferred, allow_other_workers=True
+        # No worker for a moment (one just died, none has joined yet): any, when one comes.
+        where = (
+            {"workers": [workers[affinity % len(workers)]], "allow_other_workers": True}
+            if workers
+            else {}
         )
+        return self.client.submit(fn, spec, key=key, pure=False, retries=0, **where)
 
     def as_completed(self, handles: Iterable[distributed.Future]) -> Iterator[distributed.Future]:
         return iter(distributed.as_completed(list(handles)))
