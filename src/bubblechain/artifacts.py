@@ -70,7 +70,9 @@ class ArtifactStore:
     def sync(self, digests: Iterable[str]) -> None:
         """Make the local blobs among `digests` durable (object stores already are)."""
         if self.root is not None:
-            fsync_paths(p for p in map(self.path, digests) if p.is_file())
+            root = os.fspath(self.root)
+            paths = (os.path.join(root, d[:2], d[2:]) for d in digests)
+            fsync_paths(paths, missing_ok=True)
 
     def get(self, digest: str) -> bytes:
         try:

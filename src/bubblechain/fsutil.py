@@ -39,24 +39,34 @@ def write_atomic(path: Path | str, data: bytes, mode: int = 0o644, *, sync: bool
             os.unlink(tmp)
         raise
     if sync:
-        fsync_dir(Path(directory or "."))
+        fsync_dir(directory or ".")
 
 
-def fsync_paths(paths: Iterable[Path]) -> None:
-    """Make files written without sync durable: each file, then each directory once."""
+def fsync_paths(paths: Iterable[Path | str], *, missing_ok: bool = False) -> None:
+    """Make files written without sync durable: each file, then each directory once.
+
+    ``missing_ok`` skips a path that does not exist. Plain `os` calls on strings: a
+    ledger writer syncs every artifact a block names, and pathlib and a stat per
+    file cost it more CPU than the syscalls.
+    """
     dirs = set()
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
+    for path in map(os.fspath, paths):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            if missing_ok:
+                continue
+            raise
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-        dirs.add(Path(path).parent)
+        dirs.add(os.path.dirname(path) or ".")
     for d in dirs:
         fsync_dir(d)
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path | str) -> None:
     """Persist a directory entry (a rename or a new file) across power loss."""
     fd = os.open(path, os.O_RDONLY)
     try:
