@@ -103,6 +103,52 @@ def test_data_row_changed_after_commitment(trained):
     assert replayed and "changed [1234]" in replayed[0].detail
 
 
+def _set_x3(src: Path, dst: Path, changes: dict[int, float]) -> None:
+    t = pq.read_table(src).to_pandas()
+    for rid, value in changes.items():
+        t.loc[t["id"] == rid, "x3"] = value
+    pq.write_table(__import__("pyarrow").Table.from_pandas(t, preserve_index=False), dst)
+
+
+def test_data_file_a_job_trained_on_is_that_version_after_a_newer_commit(trained, cli, tmp_path):
+    # The job trained on v1; v2 (one row changed) is committed from another file later.
+    # The v1 file is the job's data, not a changed file: no finding, and it says so.
+    home, data, _, job = trained
+    v2 = tmp_path / "v2" / "toy.parquet"
+    v2.parent.mkdir()
+    _set_x3(data, v2, {7: 99.0})
+    with Ledger.open(home) as led:
+        commit_dataset(led, v2, "id", name="toy")
+    rep = run(home, data=[data, v2], replay="none")
+    assert rep.ok, [str(f) for f in rep.findings]
+    assert rep.data == [
+        {"path": str(data), "name": "toy", "latest": 2, "version": 1, "matches": True,
+         "jobs": [job]},
+        {"path": str(v2), "name": "toy", "latest": 2, "version": 2, "matches": True,
+         "jobs": []},
+    ]  # fmt: skip
+    code, out, err = cli("audit", "--home", home, "--replay", "none", "--data", data)
+    assert (code, err) == (0, "")
+    assert f"data {data}: dataset toy v1 (latest is v2); trained on by {job}" in out.splitlines()
+
+    # Matching neither the latest version nor the job's: the findings are against the latest.
+    _set_x3(data, data, {1234: 42.0})
+    rep = run(home, data=[data], replay="none")
+    assert {(f.kind, f.where) for f in rep.findings if f.kind == "data"} == {
+        ("data", "dataset toy v2, row 7"),
+        ("data", "dataset toy v2, row 1234"),
+    }
+    assert rep.data[0] | {"path": None} == {
+        "path": None, "name": "toy", "latest": 2, "version": 2, "matches": False, "jobs": [],
+    }  # fmt: skip
+    code, out, _ = cli("audit", "--home", home, "--replay", "none", "--data", data)
+    assert code == 1
+    assert (
+        f"data {data}: matches neither dataset toy v2 (the latest) nor a version a job "
+        "trained on: see the findings"
+    ) in out.splitlines()
+
+
 def test_jobs_on_other_columns_of_the_same_data_replay_clean(tmp_path):
     home, _ = committed_toy(tmp_path)
     with Ledger.open(home) as led:

@@ -25,7 +25,7 @@ from ..algorithms.base import MapContext, decode_arrays, hash_arrays
 from ..algorithms.registry import get as get_algorithm
 from ..artifacts import ArtifactCorrupt, ArtifactMissing
 from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
-from ..data.ledger import default_dataset_name, verify_dataset
+from ..data.ledger import datasets, default_dataset_name, verify_dataset
 from ..errors import Rejected, StoreError, UsageError
 from ..home import Home, resolve_home
 from ..ledger import Ledger, Message
@@ -85,6 +85,9 @@ class AuditReport:
     jobs: list[dict[str, Any]]
     sampling: dict[str, Any]
     stats: dict[str, Any]
+    # One per --data file: the dataset version it is (or, not matching, the latest
+    # checked), and the jobs that trained on that version.
+    data: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +100,7 @@ class AuditReport:
             "jobs": self.jobs,
             "sampling": self.sampling,
             "stats": self.stats,
+            "data": self.data,
         }
 
 
@@ -459,21 +463,50 @@ class _Auditor:
             if hash_arrays(params) != e.body.get("params"):
                 self.find("model", str(path), "its parameters are not the job's final parameters")
 
-    def data_files(self, led: Ledger, names: list[str | None]) -> None:
+    def data_files(
+        self, led: Ledger, names: list[str | None], records: list[JobRecord]
+    ) -> list[dict[str, Any]]:
+        """Check each data file against the latest version of its dataset; one each.
+
+        A file that differs from the latest version but is exactly a version a job
+        trained on is that version, not a changed file: the data of an older job,
+        audited after a newer commit. The findings are against the latest version
+        only when the file is neither.
+        """
+        version_of = {d["id"]: d["version"] for d in datasets(led)}
+        trained: dict[tuple[str, int], list[str]] = {}
+        for rec in records:
+            if rec.commit is not None and rec.commit.id in version_of:
+                key = (rec.commit.body.get("name"), version_of[rec.commit.id])
+                trained.setdefault(key, []).append(rec.job)
+        out = []
         for path, name in zip(self.opts.data, names, strict=True):
             try:
                 r = verify_dataset(led, path, name)
             except UsageError as e:
                 self.find("data", str(path), str(e))
+                out.append({"path": str(path), "name": name, "matches": False, "error": str(e)})
                 continue
-            label = f"dataset {r.get('name', name)} v{r.get('version', '?')}"
-            for what in ("changed", "missing", "added"):
-                for rid in r.get(what, []):
-                    self.find(
-                        "data", f"{label}, row {rid}", f"{what} since the commitment ({path})"
-                    )
-            if r.get("schema"):
-                self.find("data", label, f"schema differs from the commitment: {r['schema']}")
+            ds, latest = r["name"], r["version"]
+            about = {"path": str(path), "name": ds, "latest": latest}
+            found = _data_differences(r, path)
+            matched = latest if not found else None
+            older = sorted((v for n, v in trained if n == ds and v != latest), reverse=True)
+            for v in older if found else ():
+                try:
+                    if not _data_differences(verify_dataset(led, path, ds, v), path):
+                        matched = v
+                        break
+                except UsageError:
+                    continue
+            if matched is None:
+                for where, detail in found:
+                    self.find("data", where, detail)
+                out.append({**about, "version": latest, "matches": False, "jobs": []})
+            else:
+                jobs = trained.get((ds, matched), [])
+                out.append({**about, "version": matched, "matches": True, "jobs": jobs})
+        return out
 
     # -- witnesses ----------------------------------------------------------------------------
     def witness_heads(self, led: Ledger) -> None:
@@ -591,6 +624,19 @@ def _data_names(led: Ledger, opts: AuditOptions) -> list[str | None]:
     return out
 
 
+def _data_differences(r: dict[str, Any], path: Path) -> list[tuple[str, str]]:
+    """(where, detail) of each way a `verify_dataset` result differs from its commitment."""
+    label = f"dataset {r['name']} v{r['version']}"
+    out = [
+        (f"{label}, row {rid}", f"{what} since the commitment ({path})")
+        for what in ("changed", "missing", "added")
+        for rid in r.get(what, [])
+    ]
+    if r.get("schema"):
+        out.append((label, f"schema differs from the commitment: {r['schema']}"))
+    return out
+
+
 def _resolved(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
@@ -646,9 +692,9 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
                 )
                 jobs.append({"job": rec.job})
         a.models(led)
-        a.data_files(led, names)
+        data = a.data_files(led, names, records)
         if opts.witnesses:
             a.witness_heads(led)
         size = led.store.size()
     stats = {"messages": size, "jobs": len(jobs), "seconds": time.perf_counter() - t0}
-    return AuditReport(a.findings, jobs, a.sampling(), stats)
+    return AuditReport(a.findings, jobs, a.sampling(), stats, data)

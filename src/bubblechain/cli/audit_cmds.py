@@ -35,6 +35,18 @@ def _line(f: Finding) -> str:
     return f"[bold]{escape(f.kind)}[/]{escape(rest)}: {escape(f.detail)}"
 
 
+def _data_line(r: dict) -> str:
+    """What a --data file is: the dataset version it matched and the jobs that trained on it."""
+    if not r["matches"]:
+        return (
+            f"data {r['path']}: matches neither dataset {r['name']} v{r['latest']} (the "
+            "latest) nor a version a job trained on: see the findings"
+        )
+    latest = "the latest" if r["version"] == r["latest"] else f"latest is v{r['latest']}"
+    jobs = ", ".join(r["jobs"]) or "no job"
+    return f"data {r['path']}: dataset {r['name']} v{r['version']} ({latest}); trained on by {jobs}"
+
+
 @handle_errors
 def audit(
     home: HomeOpt = None,
@@ -85,6 +97,9 @@ def audit(
     else:
         for f in rep.findings:
             console.print(f"[red]✗[/] {_line(f)}", markup=True)
+        for r in d["data"]:
+            if "error" not in r:  # an unreadable file is a finding already
+                console.print(_data_line(r), markup=False, highlight=False)
         s = d["sampling"]
         console.print(
             f"audited {d['stats']['messages']} messages, {d['stats']['jobs']} job(s) "
