@@ -333,6 +333,17 @@ def test_usage_errors_are_one_line(cli, args, expected):
     assert err.rstrip().endswith("--help)")
 
 
+@pytest.mark.parametrize(
+    ("args", "given"),
+    [(["train", "--data", "d", "--partitions", "abc"], "(got 'abc')"),
+     (["train", "--data", "d", "--partitions", "2.5"], "(got '2.5')"),
+     (["audit", "--sample-rate", "half"], "(got 'half')")],
+)  # fmt: skip
+def test_a_value_that_does_not_parse_is_named(cli, args, given):
+    code, _, err = cli(*args)
+    assert code == 2 and f" {given} (see bubblechain " in err, err
+
+
 def test_usage_error_from_the_console_script_and_bare_commands_show_help():
     r = run_cli_process("train", "--iterations", "many")
     assert r.returncode == 2 and r.stdout == ""

@@ -35,7 +35,7 @@ class _OneLineErrors(TyperGroup):
                 if e.format_message():
                     typer.echo(e.format_message())
                 sys.exit(EXIT_USAGE)
-            message = e.format_message().rstrip(".")
+            message = e.format_message().rstrip(".") + _given(e)
             if e.ctx is not None:  # (a missing option value comes without its command)
                 where = e.ctx.command_path
                 message = f"{where}: {message} (see {where} --help)"
@@ -45,6 +45,16 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:  # end of input at a prompt
             _exit("aborted", 1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _given(e: Exception) -> str:
+    """`` (got VALUE)`` for a value that did not parse: typer's message (pydantic's,
+    its exception's cause) leaves the value out."""
+    try:
+        value = e.__cause__.errors()[0]["input"]  # type: ignore[union-attr]
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return ""
+    return f" (got {value!r})"
 
 
 def _exit(message: str, code: int) -> None:
