@@ -397,7 +397,7 @@ class Coordinator:
             params, done = upd.params, upd.done
             converged = done and upd.converged is not False
             new_h = store.put(encode_arrays(params), sync=False)
-            metrics = {k: float(v) for k, v in upd.metrics.items()}
+            metrics = {k: _number(v) for k, v in upd.metrics.items()}
             record = functools.partial(
                 self.bubble_send,
                 "state.update",
@@ -464,6 +464,14 @@ class Coordinator:
     ) -> tuple[str, float]:
         used = self.map_round(iteration, params_hash, "evaluate", then)
         return tasks_mod.metric_from_partials(algo, [partial for _, _, partial in used])
+
+
+def _number(value: Any) -> int | float:
+    """A metric as a JSON number: an integral one as an int, which canonical JSON writes
+    the same ("12", not "12.0") but the C encoder can write too (floats like 12.0 take
+    the pure-Python JCS path, ~0.25 ms for a state.update)."""
+    f = float(value)
+    return int(f) if f.is_integer() and abs(f) <= 2**53 else f
 
 
 def train(
