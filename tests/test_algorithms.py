@@ -340,7 +340,8 @@ def test_logistic_trains_in_one_and_two_iterations(small_home, tmp_path, target)
     accuracy = []
     for n in (1, 2):
         res, params = tracked(home, tmp_path, "logistic", target, n)
-        assert res.iterations == n + 2 and not res.converged  # classes, starting point
+        assert (res.iterations, res.rounds) == (n, n + 2)  # + classes, starting point
+        assert not res.converged
         assert int(params["iteration"]) == n  # each round beyond setup was an L-BFGS step
         assert np.any(params["x_k"] != 0), "the model is the untrained starting point"
         np.testing.assert_array_equal(params["classes"], full_params["classes"])
@@ -355,7 +356,7 @@ def one_round_fits(home, tmp_path, algorithm: str, target: str):
     """A run to convergence, then --iterations 1 and 2, each of which must take one round."""
     full = tracked(home, tmp_path, algorithm, target, 100)
     short = [tracked(home, tmp_path, algorithm, target, n) for n in (1, 2)]
-    assert all(res.iterations == 1 and res.converged for res, _ in short)
+    assert all(res.iterations == res.rounds == 1 and res.converged for res, _ in short)
     return full, short
 
 
@@ -386,7 +387,7 @@ def test_kmeans_one_and_two_iterations_give_usable_centres(small_home, tmp_path)
     inertia = []
     for n in (1, 2):
         res, params = tracked(home, tmp_path, "kmeans", None, n, hyper)
-        assert res.iterations == n and not res.converged
+        assert res.iterations == res.rounds == n and not res.converged
         labels = KMEANS.predict(params, X)
         assert sorted(np.unique(labels)) == [0, 1, 2]
         assert res.value == pytest.approx(KMEANS.score(params, X))

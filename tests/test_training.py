@@ -55,7 +55,7 @@ def test_every_step_is_recorded_in_order_with_continuous_state_chains(toy):
     assert res.metric == "accuracy" and res.value > 0.85 and res.retries == 0
     es = job_entries(home, res.job)
     kinds = [e.kind for e in es]
-    rounds = res.iterations
+    rounds = res.rounds
     expected = ["job.start"]
     for _ in range(rounds):
         expected += ["task.result"] * 4 + ["state.update"]
@@ -131,13 +131,17 @@ def test_cli_features_by_commas_and_a_job_stopped_before_converging(toy, cli):
     code, out, err = cli(*args, "--json")
     assert code == 0, err
     res = json.loads(out)
-    assert res["converged"] is False
+    # --iterations 3 is three steps; logistic regression's 2 setup rounds come on top
+    assert res["converged"] is False and (res["iterations"], res["rounds"]) == (3, 5)
     with Ledger.open(home, readonly=True) as led:
         (start,) = list(led.entries(kind="job.start"))
         (final,) = list(led.entries(kind="model.final"))
     assert start.body["features"] == ["x0", "x1", "x2"] and final.body["converged"] is False
+    assert (final.body["iterations"], final.body["rounds"]) == (3, 5)
     code, out, _ = cli(*args[:-2], "--out", toy[1].parent / "m2.model", "--home", home)
-    assert code == 0 and "rounds (stopped before converging)" in out
+    assert code == 0 and "3 iterations after 2 setup rounds (stopped before converging)" in out
+    code, out, _ = cli("jobs", "--json", "--home", home)
+    assert [(j["iterations"], j["rounds"]) for j in json.loads(out)] == [(3, 5), (3, 5)]
 
 
 @pytest.mark.parametrize(("algorithm", "max_iter"), [("logistic", 2), ("kmeans", 1)])

@@ -19,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .algorithms.registry import get as get_algorithm
 from .churn import TARGET, write_churn
 from .data.ledger import commit_dataset, verify_dataset
 from .ledger import Ledger
@@ -58,7 +59,8 @@ def run(root: Path, rows: int, iterations: int, partitions: int) -> int:
         console=console,
         disable=not show,
     ) as progress:
-        task = progress.add_task("training", total=iterations, info="")
+        rounds = iterations + get_algorithm("logistic").setup_rounds  # they come on top
+        task = progress.add_task("training", total=rounds, info="")
 
         def on_iteration(info: dict) -> None:
             progress.update(
@@ -78,10 +80,10 @@ def run(root: Path, rows: int, iterations: int, partitions: int) -> int:
             out=root / "churn.model",
             on_iteration=on_iteration,
         )
-        progress.update(task, completed=iterations)
+        progress.update(task, completed=rounds)
     kinds = Counter(e.kind for e in led.entries() if e.fields["job"] == res.job)
     console.print(
-        f"4. trained logistic regression, job {res.job}: {res.iterations} MapReduce rounds "
+        f"4. trained logistic regression, job {res.job}: {res.rounds} MapReduce rounds "
         f"on {partitions} partitions in {time.perf_counter() - t:.1f} s; training "
         f"accuracy {res.value:.4f}"
     )

@@ -419,7 +419,7 @@ class _Estimator:
         self.model_path_ = result.model_path
         self.model_hash_ = result.model_hash
         self.dataset_ = name
-        self.n_rounds_ = result.iterations
+        self.n_rounds_ = result.rounds
         self._set_fitted(params)
         return meta
 

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..algorithms.registry import get as get_algorithm
 from ..ledger import Ledger
 from ..training.predict import (
     ModelMismatch,
@@ -92,8 +93,9 @@ def train(
         disable=json_ or not err_console.is_terminal,
         transient=False,
     )
+    rounds = iterations + get_algorithm(algorithm).setup_rounds
     with open_for_writing(home) as led, progress:
-        task = progress.add_task(escape(f"{algorithm} on {data}"), total=iterations, info="")
+        task = progress.add_task(escape(f"{algorithm} on {data}"), total=rounds, info="")
 
         def on_iteration(info: dict) -> None:
             shown = ", ".join(
@@ -120,7 +122,7 @@ def train(
             )
         except TrainingFailed as e:
             raise fail(f"training failed: {e}", EXIT_FINDINGS) from None
-        progress.update(task, completed=iterations)
+        progress.update(task, completed=rounds)
     if json_:
         emit_json(result.to_dict())
         return
@@ -128,8 +130,11 @@ def train(
     ran = f"{result.partitions} partition{'s' * (result.partitions != 1)}"
     if result.partitions < partitions:  # more were asked for than there are rows
         ran += f" (fewer than --partitions {partitions}: one row each)"
+    done = f"{result.iterations} iteration{'s' * (result.iterations != 1)}"
+    if result.rounds > result.iterations:
+        done += f" after {result.rounds - result.iterations} setup rounds"
     console.print(
-        f"job {result.job}: {result.iterations} rounds ({stopped}) on {ran}, "
+        f"job {result.job}: {done} ({stopped}) on {ran}, "
         f"{result.metric} {result.value:.6g}, {result.retries} retried attempts"
     )
     console.print(
@@ -202,6 +207,8 @@ def _jobs(led: Ledger) -> list[dict[str, Any]]:
                 value=e.body.get("value"),
                 model_hash=e.body.get("model_hash"),
                 iterations=e.body.get("iterations"),
+                # recorded since iterations stopped counting setup rounds; before, they did
+                rounds=e.body.get("rounds", e.body.get("iterations")),
             )
         if e.kind == "job.end":
             j["status"] = e.body["status"]
@@ -229,7 +236,7 @@ def jobs(home: HomeOpt = None, json_: JsonOpt = False) -> None:
             j["algorithm"],
             j["dataset"],
             j["status"],
-            str(j.get("iterations", "")),
+            str(j.get("rounds", "")),
             result,
             str(j["messages"]),
         )

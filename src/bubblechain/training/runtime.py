@@ -54,12 +54,16 @@ class TrainResult:
     metric: str
     value: float
     iterations: int
+    """Rounds that moved the model: at most --iterations."""
     retries: int
     history: list[dict[str, Any]] = field(default_factory=list)
     converged: bool = False
     """Whether the algorithm's own stopping rule ended the rounds, not --iterations."""
     partitions: int = 0
     """Partitions the job ran on: --partitions, or fewer when the dataset has fewer rows."""
+    rounds: int = 0
+    """Every MapReduce round before the evaluation: the iterations and the algorithm's
+    setup rounds (logistic regression's classes and starting objective)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,7 @@ class TrainResult:
             "metric": self.metric,
             "value": self.value,
             "iterations": self.iterations,
+            "rounds": self.rounds,
             "converged": self.converged,
             "retries": self.retries,
             "partitions": self.partitions,
@@ -386,7 +391,8 @@ class Coordinator:
         record = None  # the last round's state.update, sent once the next round is running
         # Rounds that cannot move the model yet (finding the classes, evaluating the start
         # point) come on top of --iterations: any N ≥ 1 ends with a fitted model.
-        max_rounds = max_iterations + getattr(algo, "setup_rounds", 0)
+        setup = getattr(algo, "setup_rounds", 0)
+        max_rounds = max_iterations + setup
         while iteration < max_rounds and not done:
             t0 = time.perf_counter()
             # The hash of the params this process holds now: if they changed since the
@@ -438,7 +444,8 @@ class Coordinator:
                 "params": h,
                 "metric": metric,
                 "value": value,
-                "iterations": iteration,
+                "iterations": max(iteration - setup, 0),
+                "rounds": iteration,
                 "converged": converged,
             },
             inputs=[h],
@@ -452,11 +459,12 @@ class Coordinator:
             model_hash,
             metric,
             value,
-            iteration,
+            max(iteration - setup, 0),
             self.retries,
             history,
             converged=converged,
             partitions=len(s["plan"]),
+            rounds=iteration,
         )
 
     def evaluate(
