@@ -16,6 +16,7 @@ import pytest
 
 from bubblechain.algorithms.registry import get as get_algorithm
 from bubblechain.data.ledger import commit_dataset
+from bubblechain.data.sources import DEFAULT_BATCH_ROWS
 from bubblechain.errors import NotFinal
 from bubblechain.ledger import Ledger
 from bubblechain.ledger.verify import verify_home
@@ -647,6 +648,31 @@ def test_predict_checks_the_hash_before_parsing_and_refuses_bad_input(toy, cli, 
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / out_file).exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_predict_to_stdout_writes_nothing_when_a_late_row_is_bad(toy, cli, tmp_path):
+    """JSON lines to stdout are all or nothing, like a file: a bad value in the second
+    batch of rows used to stop the output after the first 65,536 lines."""
+    home, data = toy
+    with Ledger.open(home) as led:
+        res = train(led, data="toy", algorithm="logistic", target="label", partitions=2)
+    t = pq.read_table(data)
+    copies = -(-(DEFAULT_BATCH_ROWS + 10) // ROWS)
+    big = pa.concat_tables([t] * copies)
+    big = big.set_column(0, "id", pa.array(np.arange(big.num_rows)))
+    x1 = big.column("x1").to_numpy().copy()
+    x1[-1] = np.inf
+    path = tmp_path / "late.parquet"
+    pq.write_table(big.set_column(2, "x1", pa.array(x1)), path)
+    code, out, err = cli("predict", path, "--model", res.model_path, "--home", home)
+    assert code == 2 and out == ""
+    assert f"feature 'x1' is missing or not finite at row id {big.num_rows - 1}" in err
+    x1[-1] = 0.5
+    pq.write_table(big.set_column(2, "x1", pa.array(x1)), path)
+    code, out, err = cli("predict", path, "--model", res.model_path, "--home", home)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == big.num_rows
+    assert json.loads(lines[-1])["id"] == big.num_rows - 1
 
 
 def test_features_by_commas_still_reach_a_column_named_with_one():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,18 +114,27 @@ def check_predictions_out(ledger: Ledger, out: Path, inputs: tuple[Path, ...]) -
     check_output(ledger, out, "--out", inputs)
 
 
+SPOOL_BYTES = 64 << 20
+
+
 def write_predictions(batches: Iterator[pa.Table], out: Path | None) -> int:
     """Write to CSV or Parquet by extension, or JSON lines to stdout; return the row count.
 
     The file appears whole or not at all (with its columns only, for no rows);
-    check the path first with `check_predictions_out`.
+    check the path first with `check_predictions_out`. Stdout gets every line or
+    none: they are spooled (in memory up to 64 MiB, then in a temporary file)
+    until the last batch is predicted, so a bad value late in the input leaves
+    no partial output behind for the next program in a pipe.
     """
     n = 0
     if out is None:
-        for t in batches:
-            for row in t.to_pylist():
-                sys.stdout.write(json.dumps(row, default=str) + "\n")
-            n += t.num_rows
+        with tempfile.SpooledTemporaryFile(SPOOL_BYTES, mode="w+", encoding="utf-8") as spool:
+            for t in batches:
+                for row in t.to_pylist():
+                    spool.write(json.dumps(row, default=str) + "\n")
+                n += t.num_rows
+            spool.seek(0)
+            shutil.copyfileobj(spool, sys.stdout)
         return n
     out = Path(out)
     suffix = out.suffix.lower()
