@@ -42,7 +42,7 @@ def main() -> None:
             "rows": a.rows,
             "features": a.features,
             "partitions": a.partitions,
-            "rounds": res.iterations,
+            "rounds": res.rounds,
             "training_seconds": training,
         }
         for mode, rate in (("none", 0.1), ("sample", 0.1), ("full", 1.0)):

@@ -144,7 +144,7 @@ def main() -> None:
             untracked_seconds=min(untracked),
             tracked_runs=tracked,
             untracked_runs=untracked,
-            rounds=res.iterations,
+            rounds=res.rounds,
             untracked_rounds=rounds,
             overhead=min(tracked) / min(untracked) - 1,
             overhead_median=statistics.median(tracked) / statistics.median(untracked) - 1,
