@@ -105,23 +105,3 @@ def test_close_does_not_wait_for_the_workers_interpreter_teardown(tmp_path):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not marker.exists()
-
-
-def test_a_worker_process_does_not_import_the_ledger_store(tmp_path):
-    # A worker signs its messages but never opens a ledger: its store, witnesses and
-    # verifier (SQLite among them) cost every worker of every job ~40 ms to import.
-    eng = LocalEngine(workers=1)
-    eng.start(str(tmp_path))
-    try:
-        loaded = eng.submit(_ledger_modules, {}, "modules").result(timeout=60)
-    finally:
-        eng.close()
-    assert loaded == []
-
-
-def _ledger_modules(_spec: dict) -> list[str]:
-    import sys
-
-    import bubblechain.training.tasks  # noqa: F401  (what a map task runs)
-
-    return sorted(m for m in ("sqlite3", "bubblechain.ledger.ledger") if m in sys.modules)
