@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import tempfile
@@ -36,6 +37,7 @@ from blake3 import blake3
 from bubblechain.crypto.keys import Identity, verify_signature
 from bubblechain.data.ledger import commit_dataset
 from bubblechain.ledger import Ledger
+from bubblechain.training.engines.local import LocalEngine
 from bubblechain.training.runtime import train, train_untracked
 
 
@@ -82,6 +84,7 @@ def main() -> None:
     ap.add_argument("--skip-dask-ml", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    _count_workers_cpu()
     out: dict = {
         k: getattr(a, k) for k in ("rows", "features", "partitions", "iterations", "engine")
     }
@@ -110,8 +113,8 @@ def main() -> None:
                 align=1 << 16,
             )
 
-        # Warm-up, not counted: the first job in a process, tracked or not, pays
-        # ~0.1-0.15 s once (the engine's process machinery, first imports).
+        # Warm-up, not counted: the first job in a process, tracked or not, pays once
+        # for the engine's process machinery (on Linux, starting its forkserver).
         untracked_job()
         train_bench_job(led, feats, a.partitions, a.iterations, a.engine)
         cpu_tracked, cpu_untracked = [], []
@@ -221,10 +224,35 @@ def main() -> None:
 
 
 def _cpu() -> float:
-    """CPU seconds of this process (all its threads) and of its reaped children (workers)."""
+    """CPU seconds of this process (all its threads), of its reaped children, and of the
+    local engine's workers (read as they close: a forkserver reaps them, not us)."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + _WORKERS_CPU[0]
+
+
+_WORKERS_CPU = [0.0]
+
+
+def _count_workers_cpu() -> None:
+    """Add each local engine's workers' CPU to `_cpu` as the engine closes."""
+    close = LocalEngine.close
+
+    def counting(engine: LocalEngine) -> None:
+        _WORKERS_CPU[0] += sum(_process_cpu(pid) for pid in engine.pids())
+        close(engine)
+
+    LocalEngine.close = counting  # type: ignore[method-assign]
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (0 where there is none)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _required_work(messages: int, local: int, witnesses: int, nbytes: int) -> dict:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -105,3 +107,40 @@ def test_close_does_not_wait_for_the_workers_interpreter_teardown(tmp_path):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not marker.exists()
+
+
+_WARM_WORKERS = """
+import os, sys, time
+from bubblechain.training.engines.local import LocalEngine
+
+def cpu_so_far(_spec):
+    return time.process_time(), os.getppid()
+
+if __name__ == "__main__":
+    for _ in range(2):  # the second engine's workers too
+        eng = LocalEngine(workers=1)
+        eng.start(sys.argv[1])
+        try:
+            cpu, parent = eng.submit(cpu_so_far, {}, "cpu").result(timeout=60)
+        finally:
+            eng.close()
+        print(cpu, parent != os.getpid())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forkserver workers on Linux")
+def test_workers_start_without_importing_numpy_and_pyarrow_again(tmp_path):
+    # A spawned worker spent ~0.5 s of CPU importing numpy, pyarrow and bubblechain
+    # before its first task, in every job; forked from the forkserver, which imported
+    # them once, it finds them loaded. Run as a script of its own, as the CLI is:
+    # each worker re-runs the parent's __main__ (here pytest, which is not preloaded).
+    script = tmp_path / "warm.py"
+    script.write_text(_WARM_WORKERS)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    for line in out.stdout.splitlines():
+        cpu, forked = line.split()
+        assert forked == "True"  # by the forkserver, not by the coordinator
+        assert float(cpu) < 0.1, f"a worker used {cpu} s of CPU before its first task"
