@@ -131,8 +131,9 @@ def train(
     if result.partitions < partitions:  # more were asked for than there are rows
         ran += f" (fewer than --partitions {partitions}: one row each)"
     done = f"{result.iterations} iteration{'s' * (result.iterations != 1)}"
-    if result.rounds > result.iterations:
-        done += f" after {result.rounds - result.iterations} setup rounds"
+    setup = result.rounds - result.iterations
+    if setup:
+        done += f" after {setup} setup round{'s' * (setup != 1)}"
     console.print(
         f"job {result.job}: {done} ({stopped}) on {ran}, "
         f"{result.metric} {result.value:.6g}, {result.retries} retried attempts"

@@ -54,7 +54,8 @@ class TrainResult:
     metric: str
     value: float
     iterations: int
-    """Rounds that moved the model: at most --iterations."""
+    """Rounds after the algorithm's setup rounds (L-BFGS steps and line-search trials,
+    Lloyd steps, …): at most --iterations."""
     retries: int
     history: list[dict[str, Any]] = field(default_factory=list)
     converged: bool = False
@@ -426,6 +427,7 @@ class Coordinator:
             iteration += 1
         h = store.put(encode_arrays(params), sync=False)
         metric, value = self.evaluate(algo, h, iteration, then=record)
+        iterations = max(iteration - setup, 0)
         meta = {
             "algorithm": s["algorithm"],
             "features": s["features"],
@@ -444,7 +446,7 @@ class Coordinator:
                 "params": h,
                 "metric": metric,
                 "value": value,
-                "iterations": max(iteration - setup, 0),
+                "iterations": iterations,
                 "rounds": iteration,
                 "converged": converged,
             },
@@ -459,7 +461,7 @@ class Coordinator:
             model_hash,
             metric,
             value,
-            max(iteration - setup, 0),
+            iterations,
             self.retries,
             history,
             converged=converged,

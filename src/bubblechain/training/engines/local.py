@@ -52,11 +52,11 @@ def _init_process(artifacts_root: str) -> None:
 def _exit_without_teardown() -> None:
     """End the worker once the pool has taken its last result, skipping interpreter teardown.
 
-    (A forked worker already ends this way.) Runs at exit, after multiprocessing
-    has flushed the result queue. Tearing down
-    numpy, pyarrow and the cached partitions module by module took a worker about
-    0.1 s, which every job waited for in `close`; the kernel frees it all at once.
-    Nothing is left to lose: artifacts are written (and renamed) before a result is sent.
+    Where workers are spawned (a forked worker already ends this way). Runs at exit,
+    after multiprocessing has flushed the result queue. Tearing down numpy, pyarrow
+    and the cached partitions module by module took a worker about 0.1 s, which every
+    job waited for in `close`; the kernel frees it all at once. Nothing is left to
+    lose: artifacts are written (and renamed) before a result is sent.
     """
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, OSError, ValueError):
