@@ -140,7 +140,9 @@ def test_workers_start_without_importing_numpy_and_pyarrow_again(tmp_path):
         [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    for line in out.stdout.splitlines():
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2, out.stdout  # one worker per engine
+    for line in lines:
         cpu, forked = line.split()
         assert forked == "True"  # by the forkserver, not by the coordinator
         assert float(cpu) < 0.1, f"a worker used {cpu} s of CPU before its first task"
