@@ -452,3 +452,27 @@ def test_lock_wait_comes_from_the_environment(home, monkeypatch):
                 match=f"BUBBLECHAIN_LOCK_WAIT must be a number of seconds >= 0, got '{bad}'",
             ):
                 Ledger.open(home)
+
+
+def test_closing_does_not_wait_out_the_block_delay(home):
+    with Ledger.open(home, block_delay=120) as led:
+        led.append("note", {"text": "x"})
+        led.flush()
+        t = time.monotonic()
+    assert time.monotonic() - t < 10  # the sealer used to sleep through half the delay
+
+
+def test_the_writer_stops_at_close_even_right_behind_a_cosignature(led):
+    """A cosignature and the close marker queued together: the writer used to take the
+    marker while batching cosignatures, lose it, and hold `close` up for 30 s."""
+    from bubblechain.crypto.note import NoteSignature
+
+    height = led.flush()
+    seq = led.sequencer
+    name, line = next(iter(seq.store.cosignatures(height).items()))
+    writer = seq._threads[0]
+    with seq._writer_q.mutex:  # both in the queue before the writer wakes
+        seq._writer_q.queue.extend([(height, name, NoteSignature.parse_line(line)), None])
+        seq._writer_q.not_empty.notify()
+    writer.join(timeout=10)
+    assert not writer.is_alive()

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..crypto.keys import Identity
 from ..crypto.note import NoteSignature, SignedNote, sign_note, verify_cosignature
@@ -23,6 +24,8 @@ from ..witness.base import Witness
 from .block import Block, checkpoint_for, header_hash, make_header
 from .message import Message, now_us
 from .store import BlockRow, Store
+
+_NOTHING = object()
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Sequencer:
         self._cosigs: dict[int, dict[str, str]] = {}
         self._fatal: BaseException | None = None
         self._closing = False
+        self._wake_sealer = threading.Event()
         self.final_height = self._load_final_height()
         # Cosignatures stored for blocks not yet final still count after a restart.
         for h, w, line in store.con.execute(
@@ -178,7 +182,7 @@ class Sequencer:
 
     def _sealer(self) -> None:
         while not self._closing:
-            time.sleep(self.block_delay / 2)
+            self._wake_sealer.wait(self.block_delay / 2)  # close sets it: no wait at exit
             if self._pending and time.monotonic() - self._pending_since >= self.block_delay:
                 with self._lock:
                     if self._pending and not self._closing:
@@ -188,10 +192,10 @@ class Sequencer:
     # -- durability and witnesses -----------------------------------------------------
     def _writer(self) -> None:
         """The only thread that writes the sequencer's store, in queue order."""
-        held = None
+        held: Any = _NOTHING  # an item taken from the queue while batching cosignatures
         while True:
-            item, held = (held, None) if held is not None else (self._writer_q.get(), None)
-            if item is None:
+            item, held = (self._writer_q.get() if held is _NOTHING else held), _NOTHING
+            if item is None:  # close: everything before it is done
                 return
             try:
                 if isinstance(item[0], Block):
@@ -319,6 +323,7 @@ class Sequencer:
     def close(self) -> None:
         """Stop cutting blocks, let witnesses finish what is committed, then stop writing."""
         self._closing = True
+        self._wake_sealer.set()
         with self._progress:
             self._progress.notify_all()
         writer, *others = self._threads
