@@ -84,6 +84,27 @@ def test_every_step_is_recorded_in_order_with_continuous_state_chains(toy):
     assert verify_home(home).ok
 
 
+def test_the_job_s_last_block_holds_only_its_end(toy):
+    """The rounds are sealed while the workers evaluate, so the block the job waits
+    for at its end is small: the evaluation results, model.final and job.end."""
+    home, _ = toy
+    with Ledger.open(home, block_delay=3600) as led:  # no block cut by age
+        res = train(led, data="toy", algorithm="logistic", target="label", partitions=4)
+    es = job_entries(home, res.job)
+    last = max(e.block for e in es)
+    assert [e.kind for e in es if e.block == last] == ["task.result"] * 4 + [
+        "model.final",
+        "job.end",
+    ]
+    # the last round's state.update, which the evaluation computed on, came before
+    update = [e for e in es if e.kind == "state.update"][-1]
+    assert update.block < last
+    assert {e.fields["last"] for e in es if e.block == last and e.kind == "task.result"} == {
+        update.fields["state"]
+    }
+    assert verify_home(home).ok
+
+
 def test_cli_train_predict_jobs(toy, cli, tmp_path):
     home, data = toy
     code, out, err = cli(
