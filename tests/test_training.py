@@ -105,6 +105,21 @@ def test_the_job_s_last_block_holds_only_its_end(toy):
     assert verify_home(home).ok
 
 
+def test_a_worker_running_other_code_fails_the_job_on_the_record(toy, monkeypatch):
+    home, _ = toy
+    other = "0f" * 32
+    monkeypatch.setattr(runtime.tasks_mod, "training_code_hash", lambda algorithm: other)
+    with Ledger.open(home) as led, pytest.raises(TrainingFailed) as e:
+        train(led, data="toy", algorithm="logistic", target="label", engine="inline")
+    assert f"ran training code {other[:16]}…, not the job's " in str(e.value)
+    with Ledger.open(home, readonly=True) as led:
+        job = next(x.fields["job"] for x in led.entries(kind="job.start"))
+    es = job_entries(home, job)
+    assert [e.kind for e in es] == ["job.start", "task.result", "job.end"]
+    assert es[1].fields["code"] == other and es[2].body["status"] == "failed"
+    assert verify_home(home).ok
+
+
 def test_cli_train_predict_jobs(toy, cli, tmp_path):
     home, data = toy
     code, out, err = cli(

@@ -280,6 +280,13 @@ class Coordinator:
                 self.submit(msg)
                 if msg.kind == "task.refused":
                     self._refused(msg)
+                if msg.fields["code"] != s["code"]:  # on the record, and the job stops here
+                    self._fail(
+                        f"worker {msg.sender} ran training code {msg.fields['code'][:16]}…, "
+                        f"not the job's {s['code'][:16]}…: it imports another bubblechain "
+                        "than the coordinator (a sys.path change made at run time does not "
+                        "reach local workers on Linux: set PYTHONPATH instead)"
+                    )
                 if p not in results:  # one result per partition: nothing double-counted
                     partial = decode_arrays(reply["partial_bytes"])
                     results[p] = (msg.id_hex, reply["partial"], partial)
