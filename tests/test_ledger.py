@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import sys
 import threading
@@ -461,34 +460,6 @@ def test_closing_does_not_wait_out_the_block_delay(home):
         led.flush()
         t = time.monotonic()
     assert time.monotonic() - t < 10  # the sealer used to sleep through half the delay
-
-
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names synced files from /proc")
-def test_artifacts_a_message_names_are_made_durable_before_its_block_is_cut(home, monkeypatch):
-    synced: list[str] = []
-    fsync = os.fsync
-
-    def recording(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", recording)
-    with Ledger.open(home, block_delay=120) as led:  # no block cut by age
-        height = led.status()["height"]
-        early = led.artifacts.put(b"written before its message", sync=False)
-        late = hashlib.sha256(b"written after its message").hexdigest()
-        led.append("note", {"text": "x"}, outputs=[early, late])
-        early_path, late_path = str(led.artifacts.path(early)), str(led.artifacts.path(late))
-        deadline = time.monotonic() + 10
-        while early_path not in synced and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert early_path in synced  # by the writer, as the message was accepted:
-        assert led.status()["height"] == height  # no block has been cut
-        assert late_path not in synced  # not there yet
-        assert led.artifacts.put(b"written after its message", sync=False) == late
-        led.flush()
-    assert synced.count(early_path) == 1  # the block's commit did not sync it again
-    assert late_path in synced  # the commit synced what was not there before
 
 
 def test_the_writer_stops_at_close_even_right_behind_a_cosignature(led):

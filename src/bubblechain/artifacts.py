@@ -67,14 +67,12 @@ class ArtifactStore:
             write_atomic(path, data, mode=0o444, sync=sync)
         return digest
 
-    def sync(self, digests: Iterable[str]) -> list[str]:
-        """Make the blobs among `digests` durable (object stores already are); return
-        those now durable (not a local blob not yet written)."""
-        if self.root is None:
-            return list(digests)
-        root = os.fspath(self.root)
-        by_path = {os.path.join(root, d[:2], d[2:]): d for d in digests}
-        return [by_path[p] for p in fsync_paths(by_path, missing_ok=True)]
+    def sync(self, digests: Iterable[str]) -> None:
+        """Make the local blobs among `digests` durable (object stores already are)."""
+        if self.root is not None:
+            root = os.fspath(self.root)
+            paths = (os.path.join(root, d[:2], d[2:]) for d in digests)
+            fsync_paths(paths, missing_ok=True)
 
     def get(self, digest: str) -> bytes:
         try:

@@ -42,14 +42,13 @@ def write_atomic(path: Path | str, data: bytes, mode: int = 0o644, *, sync: bool
         fsync_dir(directory or ".")
 
 
-def fsync_paths(paths: Iterable[Path | str], *, missing_ok: bool = False) -> list[str]:
+def fsync_paths(paths: Iterable[Path | str], *, missing_ok: bool = False) -> None:
     """Make files written without sync durable: each file, then each directory once.
 
-    Returns the paths made durable. ``missing_ok`` skips a path that does not exist.
-    Plain `os` calls on strings: a ledger writer syncs every artifact a block names,
-    and pathlib and a stat per file cost it more CPU than the syscalls.
+    ``missing_ok`` skips a path that does not exist. Plain `os` calls on strings: a
+    ledger writer syncs every artifact a block names, and pathlib and a stat per
+    file cost it more CPU than the syscalls.
     """
-    done: list[str] = []
     dirs = set()
     for path in map(os.fspath, paths):
         try:
@@ -62,11 +61,9 @@ def fsync_paths(paths: Iterable[Path | str], *, missing_ok: bool = False) -> lis
             os.fsync(fd)
         finally:
             os.close(fd)
-        done.append(path)
         dirs.add(os.path.dirname(path) or ".")
     for d in dirs:
         fsync_dir(d)
-    return done
 
 
 def fsync_dir(path: Path | str) -> None:

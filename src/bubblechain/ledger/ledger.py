@@ -200,7 +200,6 @@ class Ledger:
         self._witnesses: list[LocalWitness] = []
         self._lock: _HomeLock | None = None
         self._admin: Identity | None = None
-        self._synced: set[str] = set()  # artifacts durable before their block (writer thread)
 
     # -- creating and opening --------------------------------------------------------
     @classmethod
@@ -329,7 +328,6 @@ class Ledger:
                 block_size=block_size,
                 block_delay=block_delay,
                 before_commit=led._sync_artifacts,
-                on_accept=led._sync_named,
             )
         except BaseException:
             led._release()
@@ -416,23 +414,14 @@ class Ledger:
         body = {"name": name, "key": base64.b64encode(public_key).decode(), "role": role}
         return self.append("node.register", body)
 
-    def _sync_named(self, message: Message) -> None:
-        """On the writer thread, as a message is accepted: make the artifacts it names
-        durable now, so that its block's commit (`_sync_artifacts`) need not wait."""
-        todo = [h for h in message.fields["outputs"] if h not in self._synced]
-        self._synced.update(self.artifacts.sync(todo))
-
     def _sync_artifacts(self, block: Block) -> None:
         """Before a block commits, make the artifacts its messages name durable.
 
         Workers and the coordinator write artifacts without waiting for the disk
         (atomically, so never half); this group commit keeps a durable message
-        from naming an artifact that a power cut could still lose. Most were made
-        durable as their messages arrived (`_sync_named`).
+        from naming an artifact that a power cut could still lose.
         """
-        named = {h for m in block.messages for h in m.fields["outputs"]}
-        self.artifacts.sync(named - self._synced)
-        self._synced -= named
+        self.artifacts.sync(h for m in block.messages for h in m.fields["outputs"])
 
     def close(self, timeout: float | None = 120) -> None:
         """Finalise what is pending, then stop; the home stays consistent either way."""

@@ -2,11 +2,9 @@
 
 Appends are validated and given their log index at once. Blocks are cut by count
 or by age, committed durably, then sent to every witness on its own thread (the
-Ed25519 checks release the GIL, so witnesses validate in parallel). The writer
-thread does the durability work an accepted message needs (its artifacts) as it
-arrives, so a block's commit rarely waits for it. A block is final once `quorum`
-valid cosignatures are stored. Blocks in flight are bounded, so a slow witness
-quorum slows appends instead of growing memory.
+Ed25519 checks release the GIL, so witnesses validate in parallel). A block is
+final once `quorum` valid cosignatures are stored. Blocks in flight are bounded,
+so a slow witness quorum slows appends instead of growing memory.
 """
 
 from __future__ import annotations
@@ -53,7 +51,6 @@ class Sequencer:
         block_delay: float = 0.25,
         max_inflight: int = 8,
         before_commit: Callable[[Block], None] | None = None,
-        on_accept: Callable[[Message], None] | None = None,
     ):
         self.store = store
         self.reader = reader  # a second connection for lookups from appending threads
@@ -63,7 +60,6 @@ class Sequencer:
         self.block_delay = block_delay
         self.max_inflight = max_inflight
         self.before_commit = before_commit  # e.g. sync the artifacts the block names
-        self.on_accept = on_accept  # run by the writer, before the message's block commits
         self.state = store.load_state()
         self.state._known_in_store = reader.known
         self.state._bubble_in_store = reader.bubble
@@ -140,8 +136,6 @@ class Sequencer:
             if not self._pending:
                 self._pending_since = time.monotonic()
             self._pending.append((message, leaf))
-            if self.on_accept is not None and message.fields["outputs"]:
-                self._writer_q.put(message)  # ahead of its block in the queue
             if len(self._pending) >= self.block_size:
                 self._seal()
             return index
@@ -204,9 +198,6 @@ class Sequencer:
             if item is None:  # close: everything before it is done
                 return
             try:
-                if isinstance(item, Message):
-                    self.on_accept(item)
-                    continue
                 if isinstance(item[0], Block):
                     block, rows, delta, tree = item
                     if self.before_commit is not None:
@@ -224,7 +215,7 @@ class Sequencer:
                         nxt = self._writer_q.get_nowait()
                     except queue.Empty:
                         break
-                    if nxt is None or isinstance(nxt, Message) or isinstance(nxt[0], Block):
+                    if nxt is None or isinstance(nxt[0], Block):
                         held = nxt
                         break
                     batch.append(nxt)
