@@ -284,8 +284,12 @@ class Coordinator:
                     self._fail(
                         f"worker {msg.sender} ran training code {msg.fields['code'][:16]}…, "
                         f"not the job's {s['code'][:16]}…: it imports another bubblechain "
-                        "than the coordinator (a sys.path change made at run time does not "
-                        "reach local workers on Linux: set PYTHONPATH instead)"
+                        + (
+                            "than the coordinator (a sys.path change made at run time does "
+                            "not reach local workers on Linux: set PYTHONPATH instead)"
+                            if self.engine.name == "local"
+                            else "than the coordinator: install the same version on every worker"
+                        )
                     )
                 if p not in results:  # one result per partition: nothing double-counted
                     partial = decode_arrays(reply["partial_bytes"])
