@@ -740,3 +740,25 @@ def test_more_partitions_than_rows_says_how_many_ran(tmp_path, cli):
     code, out, err = cli(*args, "--partitions", "1", "--out", tmp_path / "m3.model")
     assert code == 0 and "on 1 partition," in out
     assert [(a, b) for a, b in start.body["plan"]] == [(i, i + 1) for i in range(6)]  # a row each
+
+
+def test_the_recorded_r2_is_right_for_a_target_far_from_zero(tmp_path):
+    """R² on the record matches scikit-learn's when the target's mean dwarfs its spread
+    (from sums of y and y², cancellation used to give 0.995 where the truth is 0.50)."""
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=20_000)
+    y = 1e9 + a + rng.normal(size=20_000)
+    data = tmp_path / "off.parquet"
+    pq.write_table(pa.table({"id": np.arange(20_000), "a": a, "y": y}), data)
+    with Ledger.init(tmp_path / "home") as led:
+        commit_dataset(led, data, "id", name="off")
+        res = train(led, data="off", algorithm="linear", target="y", partitions=4, engine="inline")
+    coef = np.polyfit(a, y, 1)
+    truth = r2_score(y, np.polyval(coef, a))
+    assert abs(truth - 0.5) < 0.02
+    assert res.metric == "r2"
+    assert res.value == pytest.approx(truth, abs=1e-9)
+    (final,) = [e for e in job_entries(tmp_path / "home", res.job) if e.kind == "model.final"]
+    assert final.body["value"] == res.value

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..algorithms._sums import compensated_sum, merge_moments, moments
 from ..algorithms.base import MapContext, decode_arrays, encode_arrays
 from ..algorithms.registry import get as get_algorithm
 from ..artifacts import ArtifactStore
@@ -173,11 +174,14 @@ def evaluate_partial(algo, params, X: np.ndarray, y: np.ndarray | None) -> dict[
             "n": np.asarray(len(X), dtype=np.int64),
         }
     y = np.asarray(y, dtype=np.float64)
+    # The target's spread as a mean and a centred moment: sum(y*y) - sum(y)**2/n loses
+    # every digit of R² to cancellation when the mean is large against the spread.
+    n, mean, m2 = moments(y[:, None])
     return {
         "sse": np.asarray(float(np.sum((y - pred) ** 2))),
-        "sy": np.asarray(float(np.sum(y))),
-        "syy": np.asarray(float(np.sum(y * y))),
-        "n": np.asarray(len(X), dtype=np.int64),
+        "y_mean": mean,
+        "y_m2": m2,
+        "n": np.asarray(n, dtype=np.int64),
     }
 
 
@@ -215,11 +219,19 @@ def plain_map_task(spec: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def metric_from_partials(algo, parts: list[dict[str, np.ndarray]]) -> tuple[str, float]:
     """The training metric from the evaluation partials, summed in partition order."""
+    if "y_m2" in parts[0]:
+        _, _, m2 = merge_moments(
+            [p["n"] for p in parts], [p["y_mean"] for p in parts], [p["y_m2"] for p in parts]
+        )
+        sse = float(compensated_sum([p["sse"] for p in parts]))
+        sst = float(m2[0])
+        return "r2", 1.0 - sse / sst if sst else 0.0
     total = {k: sum(np.asarray(p[k]).item() for p in parts) for k in parts[0]}
     if algo.task == "classification":
         return "accuracy", total["correct"] / max(total["n"], 1)
     if algo.task == "clustering":
         return "inertia", float(total["inertia"])
+    # Evaluation results recorded before the target's moments were (sums of y and y*y).
     n = total["n"]
     sst = total["syy"] - total["sy"] ** 2 / n if n else 0.0
     return "r2", 1.0 - total["sse"] / sst if sst else 0.0
