@@ -762,3 +762,112 @@ def test_the_recorded_r2_is_right_for_a_target_far_from_zero(tmp_path):
     assert res.value == pytest.approx(truth, abs=1e-9)
     (final,) = [e for e in job_entries(tmp_path / "home", res.job) if e.kind == "model.final"]
     assert final.body["value"] == res.value
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` now (Linux /proc)."""
+    parent = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        out.update(kids)
+        todo.extend(kids)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _start_long_job(home: Path, data_dir: Path):
+    """`bubblechain train` in its own process, once its workers run a job that would go on
+    for a while: (process, its descendants)."""
+    import subprocess
+    import sys
+
+    args = ["train", "--data", "toy", "--algorithm", "kmeans", "--param", "k=20", "--param",
+            "tol=0", "--iterations", "100000", "--home", str(home), "--json"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "BUBBLECHAIN_HOME"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bubblechain", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=data_dir,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        kids = _descendants(proc.pid)
+        with Ledger.open(home, readonly=True) as led:
+            started = any(True for _ in led.entries(kind="task.result"))
+        if started and len(kids) >= 3:  # the forkserver and two workers at least
+            return proc, kids
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the job never started")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="walks /proc (Linux)")
+def test_workers_end_with_a_killed_coordinator_and_the_job_shows_abandoned(toy, cli):
+    """kill -9 of `train`: its workers and forkserver end within seconds (they used to live
+    on, holding the job's memory and the caller's pipes); `jobs` says the job was
+    abandoned, the ledger verifies and the next job runs."""
+    home, data = toy
+    proc, kids = _start_long_job(home, data.parent)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [k for k in kids if _alive(k)]
+    code, out, err = cli("jobs", "--home", home, "--json")
+    assert code == 0, err
+    (j,) = json.loads(out)
+    assert j["status"] == "abandoned"
+    assert j["reason"].startswith("no job.end: its coordinator stopped")
+    code, out, err = cli("job", j["job"], "--home", home)
+    assert code == 0 and f"job {j['job']} abandoned: no job.end" in " ".join(out.split())
+    assert verify_home(home).ok
+    with Ledger.open(home) as led:
+        # While a process appends, an open job may be running: it is not called abandoned.
+        code, out, err = cli("jobs", "--home", home, "--json")
+        assert json.loads(out)[0]["status"] == "running"
+        res = train(led, data="toy", algorithm="logistic", target="label", engine="inline")
+    assert [j["status"] for j in json.loads(cli("jobs", "--home", home, "--json")[1])] == [
+        "abandoned",
+        "succeeded",
+    ]
+    assert res.metric == "accuracy"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="walks /proc (Linux)")
+def test_sigterm_ends_the_job_on_the_record_and_its_workers(toy, cli):
+    """SIGTERM (a scheduler stopping the job) ends it as Ctrl-C does: job.end failed
+    "terminated", exit 143, no worker left."""
+    home, data = toy
+    proc, kids = _start_long_job(home, data.parent)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == ["error: terminated"]
+    deadline = time.monotonic() + 15
+    while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [k for k in kids if _alive(k)]
+    (j,) = json.loads(cli("jobs", "--home", home, "--json")[1])
+    assert (j["status"], j["reason"]) == ("failed", "terminated")
+    assert verify_home(home).ok

@@ -36,3 +36,11 @@ class WitnessRefusal(BubblechainError):
 
 class NotFinal(BubblechainError):
     """Blocks could not reach the witness quorum."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command was, so that it ends as an interruption does:
+    a training job is recorded as failed instead of being left open."""
+
+    def __init__(self) -> None:
+        super().__init__("terminated")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..errors import BubblechainError, NotFinal, Rejected, UsageError
+from ..errors import BubblechainError, NotFinal, Rejected, Terminated, UsageError
 from ..home import ENV_HOME, resolve_home
 from ..ledger import Ledger
 from ..ledger.ledger import ENV_LOCK_WAIT
@@ -93,8 +94,9 @@ def handle_errors(fn: F) -> F:
             raise fail(str(e), EXIT_FINDINGS) from None
         except BubblechainError as e:
             raise fail(str(e), EXIT_FINDINGS) from None
-        except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (`Terminated`)
+            code = 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+            raise fail(str(e) or "interrupted", code) from None
         except OSError as e:  # a path the command was given cannot be used as asked
             where = f"{e.filename}: " if e.filename else ""
             raise fail(f"{where}{e.strerror or e}", EXIT_USAGE) from None

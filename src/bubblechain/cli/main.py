@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
@@ -9,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
+from ..errors import Terminated
 from . import audit_cmds, data_cmds, ledger_cmds, train_cmds
 from .common import EXIT_USAGE, fail
 
@@ -91,5 +93,11 @@ def _root(
     """Tamper-evident machine learning."""
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+    raise Terminated()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     app()

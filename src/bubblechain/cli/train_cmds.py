@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..algorithms.registry import get as get_algorithm
 from ..ledger import Ledger
@@ -215,7 +216,24 @@ def _jobs(led: Ledger) -> list[dict[str, Any]]:
             j["status"] = e.body["status"]
             if e.body.get("reason"):
                 j["reason"] = e.body["reason"]
+    open_jobs = [j for j in jobs.values() if j["status"] == "running"]
+    if open_jobs and _appending(led) is None:
+        for j in open_jobs:
+            j["status"] = "abandoned"
+            j["reason"] = ABANDONED
     return list(jobs.values())
+
+
+ABANDONED = (
+    "no job.end: its coordinator stopped (killed, or its machine failed) before ending the job"
+)
+
+
+def _appending(led: Ledger) -> str | None:
+    try:
+        return led.appending()
+    except OSError:  # the lock cannot be read here: the job may still be running
+        return "unknown"
 
 
 @handle_errors
@@ -253,8 +271,9 @@ def job(
     """One job's messages, in ledger order."""
     with Ledger.open(home, readonly=True) as led:
         entries = [e for e in led.entries() if e.fields.get("job") == job_id]
-    if not entries:
-        raise fail(f"no job {job_id!r} on the ledger (see `bubblechain jobs`)")
+        if not entries:
+            raise fail(f"no job {job_id!r} on the ledger (see `bubblechain jobs`)")
+        (summary,) = [j for j in _jobs(led) if j["job"] == job_id]
     if json_:
         emit_json([{"index": e.index, "block": e.block, "id": e.id, **e.fields} for e in entries])
         return
@@ -272,6 +291,14 @@ def job(
             cell(body, 59),
         )
     print_table(t)
+    outcome = Text(
+        f"{summary['status']}", style="green" if summary["status"] == "succeeded" else "red"
+    )
+    if summary.get("metric"):
+        outcome.append(f": {summary['metric']} {summary['value']:.6g}", style="default")
+    if summary.get("reason"):  # in full: the table cuts it
+        outcome.append(f": {summary['reason']}", style="default")
+    console.print(Text("job ", style="bold").append(job_id).append(" ").append(outcome))
 
 
 def register(app: typer.Typer) -> None:

@@ -164,13 +164,37 @@ class _HomeLock:
 
     def holder(self) -> str:
         """Who holds the lock, as its holder wrote it, or "another process"."""
-        text = _one_line(os.pread(self.fd, 1000, 0).decode(errors="replace").strip())
-        return f"another process ({text})" if text else "another process"
+        return _holder(self.fd)
 
     def release(self) -> None:
         os.ftruncate(self.fd, 0)
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
+
+
+def _holder(fd: int) -> str:
+    text = _one_line(os.pread(fd, 1000, 0).decode(errors="replace").strip())
+    return f"another process ({text})" if text else "another process"
+
+
+def appending_process(lock: Path) -> str | None:
+    """Who holds a home's append lock now (as `_HomeLock.holder` names it), or None.
+
+    Probes without waiting: a writer that asks at the same instant retries 50 ms later.
+    """
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def _whoami() -> str:
@@ -333,6 +357,17 @@ class Ledger:
             led._release()
             raise
         return led
+
+    def appending(self) -> str | None:
+        """Which process is appending to this home now, or None.
+
+        One process appends at a time and a training job holds the home until its
+        `job.end`, so a job still open while none does was left by a coordinator
+        that was killed. Raises OSError if the lock file cannot be read.
+        """
+        if self._lock is not None:
+            return "this process"
+        return appending_process(self.home.lock)
 
     def __enter__(self) -> Ledger:
         return self

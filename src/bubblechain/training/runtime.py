@@ -388,9 +388,9 @@ class Coordinator:
         except Exception as e:  # anything else still ends the job on the record
             self._fail(f"{type(e).__name__}: {e}")
             raise  # unreachable: _fail raises
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM in the CLI
             with contextlib.suppress(TrainingFailed):
-                self._fail("interrupted")
+                self._fail(str(e) or "interrupted")
             raise
 
     def _rounds(self, algo, params: Params, max_iterations: int, out: Path) -> TrainResult:
