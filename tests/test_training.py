@@ -21,6 +21,7 @@ from bubblechain.errors import NotFinal
 from bubblechain.ledger import Ledger
 from bubblechain.ledger.verify import verify_home
 from bubblechain.training import runtime
+from bubblechain.training.model import read_model
 from bubblechain.training.runtime import TrainingFailed, train
 
 ROWS = 20_000
@@ -445,6 +446,10 @@ def _jobs_on(home: Path) -> list[dict]:
         (["--features", ""], "--features names no column"),
         (["--features", " , "], "--features names no column"),
         (
+            ["--features", "x0,x1", "--features", "x0"],
+            "--features names column 'x0' more than once",
+        ),
+        (
             ["--algorithm", "linear", "--target", "name"],
             "target column 'name' of dataset 'toy' holds string values: linear regression needs",
         ),
@@ -709,6 +714,41 @@ def test_predict_to_stdout_writes_nothing_when_a_late_row_is_bad(toy, cli, tmp_p
     lines = out.splitlines()
     assert code == 0 and len(lines) == big.num_rows
     assert json.loads(lines[-1])["id"] == big.num_rows - 1
+
+
+def test_predict_reads_the_id_column_once_when_it_is_also_a_feature(
+    toy, cli, tmp_path, monkeypatch
+):
+    """Train accepts the id column as a feature; predict used to read it twice and end
+    with a traceback, KeyError: 'Field "id" exists 2 times in schema'. A model that
+    names a feature twice (train accepted that before refusing it) predicts too."""
+    home, data = toy
+    t = pq.read_table(data)
+    X = np.column_stack([t.column(c).to_numpy().astype(float) for c in ("id", "x0")])
+    truth = pq.read_table(data).column("label").to_numpy()
+    with Ledger.open(home) as led:
+        res = train(led, data="toy", algorithm="naive-bayes", target="label",
+                    features=["id", "x0"], engine="inline")  # fmt: skip
+    monkeypatch.setattr(runtime, "choose_columns", lambda *a: (["x0", "x0"], "label"))
+    with Ledger.open(home) as led:
+        twice = train(led, data="toy", algorithm="naive-bayes", target="label",
+                      engine="inline")  # fmt: skip
+    algo = get_algorithm("naive-bayes")
+    csv = tmp_path / "toy.csv"  # a CSV read gives a column asked for twice twice
+    pa.csv.write_csv(t, csv)
+    for model, cols, path in [
+        (res.model_path, X, csv),
+        (res.model_path, X, data),
+        (twice.model_path, X[:, [1, 1]], csv),
+    ]:
+        code, out, err = cli("predict", path, "--model", model, "--home", home)
+        assert code == 0, err
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert [r["id"] for r in rows] == list(range(ROWS))
+        params, _, _ = read_model(Path(model))
+        expected = algo.predict(params, cols)
+        assert [r["prediction"] for r in rows] == expected.tolist()
+        assert np.mean(expected == truth) > 0.5
 
 
 def test_features_by_commas_still_reach_a_column_named_with_one():

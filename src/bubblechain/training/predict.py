@@ -56,15 +56,17 @@ def predictions(
     algo = get_algorithm(meta["algorithm"])
     source = open_source(data)
     names = set(source.schema.names)
-    missing = [c for c in [meta["id_column"], *meta["features"]] if c not in names]
+    # Each column once: the id column may also be a feature, and a model trained before
+    # train refused a feature named twice may name one twice (a table read with a
+    # column twice has no column by that name).
+    columns = list(dict.fromkeys([meta["id_column"], *meta["features"]]))
+    missing = [c for c in columns if c not in names]
     if missing:
         raise UsageError(f"{data} lacks the model's columns {missing}")
     for f in meta["features"]:
         kind = column_kind(source.schema.field(f).type)
         if kind not in NUMERIC_KINDS:
             raise UsageError(f"{data}: feature column {f!r} holds {kind} values, not numbers")
-
-    columns = [meta["id_column"], *meta["features"]]
 
     def batches() -> Iterator[pa.Table]:
         empty = True

@@ -102,6 +102,9 @@ def choose_columns(
         ]
         if not features:
             raise UsageError("--features names no column")
+        twice = [f for i, f in enumerate(features) if f in features[:i]]
+        if twice:
+            raise UsageError(f"--features names column {twice[0]!r} more than once")
         missing = [f for f in features if f not in cols]
         if missing:
             raise UsageError(f"feature columns {missing} are not in dataset {commitment['name']!r}")
