@@ -257,6 +257,41 @@ def test_shape_and_value_errors():
         LogisticRegression(C=0).fit(X, y)
 
 
+def _with_missing(kind: str):
+    """Labels 0/1 of 8 rows, missing at positions 2 and 6, as ``kind``."""
+    import pandas as pd
+
+    labels = [0, 1, None, 1, 0, 1, None, 0]
+    words = [None if v is None else str(v) for v in labels]
+    return {
+        "None in a list": labels,
+        "NaN in floats": np.array([np.nan if v is None else v for v in labels]),
+        "pandas Int64 NA": pd.Series(labels, dtype="Int64"),
+        "pandas string NA": pd.Series(words, dtype="string"),
+        "NaN in strings": pd.Series([np.nan if w is None else w for w in words]),
+        "categorical NaN": pd.Categorical(words),
+    }[kind]
+
+
+NUMBERS = ["None in a list", "NaN in floats", "pandas Int64 NA"]
+WORDS = ["pandas string NA", "NaN in strings", "categorical NaN"]
+
+
+@pytest.mark.parametrize(
+    ("cls", "kind"),
+    [(c, k) for c in (LogisticRegression, GaussianNB) for k in NUMBERS + WORDS]
+    + [(LinearRegression, k) for k in NUMBERS],
+)
+def test_a_missing_target_value_is_refused_naming_its_positions(cls, kind):
+    """It used to become a class of its own ('None', 'nan', '<NA>'), turning the
+    integer labels into strings; scikit-learn refuses it too."""
+    y = _with_missing(kind)
+    X = np.arange(16.0).reshape(8, 2)
+    with pytest.raises(ValueError) as e:
+        cls().fit(X, y)
+    assert str(e.value) == "y (the target) is missing at positions [2, 6] (2 rows)"
+
+
 def test_dataset_names_need_a_ledger_and_arrays_refuse_dataset_options():
     X, y = standardised(datasets.load_iris)
     with pytest.raises(ValueError, match="pass ledger=HOME"):
@@ -324,6 +359,21 @@ def test_tracked_refit_on_the_same_rows_reuses_the_commitment(tracked):
     np.testing.assert_array_equal(nb.predict(X), GaussianNB().fit(X, y).predict(X))
     with Ledger.open(home, readonly=True) as led:
         assert sum(e.body["name"] == est.dataset_ for e in led.entries(kind="data.commit")) == 1
+
+
+def test_a_tracked_fit_refuses_a_missing_target_before_committing_anything(tracked):
+    home, X, y, _ = tracked
+    with Ledger.open(home, readonly=True) as led:
+        before = len(list(led.entries()))
+    files = sorted((home / "datasets").iterdir())
+    labels = y.astype(object)
+    labels[[5, 17]] = None
+    with pytest.raises(ValueError) as e:
+        GaussianNB(ledger=home, partitions=2).fit(X, labels)
+    assert str(e.value) == "y (the target) is missing at positions [5, 17] (2 rows)"
+    with Ledger.open(home, readonly=True) as led:
+        assert len(list(led.entries())) == before
+    assert sorted((home / "datasets").iterdir()) == files
 
 
 def test_fit_on_a_committed_dataset_name(tracked, tmp_path):

@@ -293,9 +293,17 @@ class _Estimator:
         if len(y) != n_rows:
             raise ValueError(f"X has {n_rows} rows but y has {len(y)}")
         if self._estimator_type == "regressor":
+            missing = _sums.missing_rows(y)
+            if len(missing):
+                raise ValueError(
+                    f"y (the target) is missing at positions {_sums.show_rows(missing)}"
+                )
             y = np.asarray(y, dtype=np.float64)
             if not np.isfinite(y).all():
-                raise ValueError("y contains NaN or infinity")
+                rows = np.flatnonzero(~np.isfinite(y))
+                raise ValueError(
+                    f"y (the target) is not finite at positions {_sums.show_rows(rows)}"
+                )
             return y
         return _sums.as_labels(y)
 

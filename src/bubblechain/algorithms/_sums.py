@@ -118,15 +118,53 @@ def merge_moments(
 
 
 def as_labels(y: Any) -> np.ndarray:
-    """Labels as a 1-d array of a fixed-width dtype (object arrays become strings)."""
+    """Labels as a 1-d array of a fixed-width dtype (object arrays become strings).
+
+    A missing label (None, NaN, pandas' NA) is an error naming its positions: it
+    would otherwise become a class of its own ('None', 'nan', '<NA>').
+    """
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be one-dimensional, got shape {y.shape}")
+    missing = missing_rows(y)
+    if len(missing):
+        raise ValueError(f"y (the target) is missing at positions {show_rows(missing)}")
     if y.dtype == object:
         y = y.astype(str)
     if y.dtype.kind == "f" and y.size and not np.isfinite(y).all():
-        raise ValueError("y (the target) contains NaN or infinity")
+        rows = np.flatnonzero(~np.isfinite(y))
+        raise ValueError(f"y (the target) is not finite at positions {show_rows(rows)}")
     return y
+
+
+def missing_rows(y: np.ndarray) -> np.ndarray:
+    """Positions of the missing values of a 1-d array: None, NaN, NaT, pandas' NA."""
+    if y.dtype.kind in "fc":
+        return np.flatnonzero(np.isnan(y))
+    if y.dtype.kind in "mM":
+        return np.flatnonzero(np.isnat(y))
+    if y.dtype != object:
+        return np.empty(0, dtype=np.intp)
+    return np.flatnonzero(np.fromiter(map(_missing, y), dtype=bool, count=len(y)))
+
+
+def _missing(v: Any) -> bool:
+    if v is None or type(v).__name__ in ("NAType", "NaTType"):  # pandas, not imported here
+        return True
+    try:
+        return bool(v != v)  # NaN of any type: float, numpy, Decimal
+    except (TypeError, ValueError):  # an array as a value: not missing
+        return False
+
+
+SHOW_ROWS = 20
+
+
+def show_rows(rows: np.ndarray) -> str:
+    """The first positions of ``rows`` and how many there are: '[3, 9] (2 rows)'."""
+    shown = ", ".join(str(int(r)) for r in rows[:SHOW_ROWS])
+    more = ", …" if len(rows) > SHOW_ROWS else ""
+    return f"[{shown}{more}] ({len(rows)} row{'s' * (len(rows) != 1)})"
 
 
 def map_labels(y: np.ndarray | None, name: str) -> Partial:
