@@ -421,3 +421,52 @@ def test_an_inflated_training_metric(tmp_path, monkeypatch):
     rep = run(home, replay="none")
     (f,) = [f for f in rep.findings if f.kind == "model"]
     assert "records accuracy 0.999, but its evaluation results give accuracy" in f.detail
+
+
+ROGUE = """
+import os, sys, time
+from bubblechain.data.ledger import commit_dataset
+from bubblechain.ledger import Ledger
+from bubblechain.witness import local
+
+def unreachable(self, block):
+    raise ConnectionError("kept from the witnesses")
+
+local.LocalWitness.add_block = unreachable
+Ledger.flush = lambda self, timeout=None: 0  # returns without waiting for the witnesses
+led = Ledger.open(sys.argv[1])
+commit_dataset(led, sys.argv[2], "id", name="toy")
+led.seal()
+time.sleep(1.0)  # the block is stored, then the process is gone before it is final
+os._exit(0)
+"""
+
+
+def test_a_data_commit_no_witness_cosigned_is_no_version(trained, tmp_path, cli):
+    """A data.commit kept from the witnesses (its block never final) is a finding, and a
+    file matching it is not "the latest version" (it used to be, with no finding)."""
+    import subprocess
+    import sys
+
+    home, data, _, _ = trained
+    evil = tmp_path / "evil" / "toy.parquet"
+    evil.parent.mkdir()
+    _set_x3(data, evil, {5: 1e6})
+    script = tmp_path / "rogue.py"
+    script.write_text(ROGUE)
+    env = {"BUBBLECHAIN_LOCK_WAIT": "0"}
+    r = subprocess.run(
+        [sys.executable, script, home, evil], capture_output=True, text=True, timeout=60,
+        env={**__import__("os").environ, **env},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with Ledger.open(home, readonly=True) as led:
+        (pending,) = [e for e in led.entries(kind="data.commit") if e.block > led.final_height()]
+    rep = run(home, data=[evil], data_names=["toy"], replay="none")
+    assert ("pending", f"message {pending.index} (data.commit)") in kinds_where(rep)
+    assert rep.data[0]["latest"] == 1 and not rep.data[0]["matches"]
+    assert ("data", "dataset toy v1, row 5") in kinds_where(rep)
+    rep = run(home, data=[data], replay="none")
+    assert rep.data[0]["matches"] and rep.data[0]["version"] == 1
+    code, out, _ = cli("data", "list", "--home", home, "--json")
+    assert code == 0 and [d["version"] for d in json.loads(out)] == [1]

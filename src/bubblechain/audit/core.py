@@ -592,10 +592,10 @@ def _data_names(led: Ledger, opts: AuditOptions) -> list[str | None]:
     """
     committed: set[str] = set()
     by_source: dict[str, str] = {}
-    for e in led.entries(kind="data.commit"):
-        committed.add(str(e.body.get("name")))
-        if "source" in e.body:  # compared resolved: "..", relative paths and symlinks
-            by_source[_resolved(e.body["source"])] = e.body["name"]
+    for d in datasets(led):
+        committed.add(str(d["name"]))
+        if isinstance(d["source"], str):  # compared resolved: "..", relative paths, symlinks
+            by_source[_resolved(d["source"])] = d["name"]
     listed = ", ".join(sorted(committed)) or "none"
     out: list[str | None] = []
     for i, path in enumerate(opts.data):
@@ -641,9 +641,19 @@ def _resolved(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
-def _decodable(led: Ledger):
-    """Every message that decodes; the verifier already reports those that do not."""
-    for r in led.store.messages():
+def _size_at(led: Ledger, height: int) -> int:
+    """Messages in the log up to block ``height`` (0 if its header cannot say: the
+    verifier reports that)."""
+    row = led.store.block(height) if height >= 0 else None
+    try:
+        return int(parse_header(row.header)["size"]) if row else 0
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+def _decodable(led: Ledger, start: int = 0):
+    """Every message from ``start`` that decodes; the verifier reports those that do not."""
+    for r in led.store.messages(start=start):
         try:
             yield Entry(r.idx, r.block, Message.from_parts(r.payload, r.sig))
         except Rejected:
@@ -675,6 +685,13 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
     final_height = report.copies["ledger"].final_height if "ledger" in report.copies else -1
     with Ledger.open(h.root, readonly=True) as led:
         records, _ = collect_jobs(_decodable(led))
+        for e in _decodable(led, _size_at(led, final_height)):
+            if e.block > final_height and e.fields["job"] is None:  # a job's: just below
+                a.find(
+                    "pending",
+                    f"message {e.index} ({e.kind})",
+                    f"not final: block {e.block} has no witness quorum, so nothing vouches for it",
+                )
         for rec in records:
             pending = [e for e in rec.messages if e.block > final_height]
             if pending:

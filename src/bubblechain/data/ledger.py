@@ -143,9 +143,18 @@ def _version(entry: Entry, ordinal: int) -> int:
 
 
 def _versioned(ledger: Ledger) -> Iterator[tuple[Entry, int]]:
-    """Every ``data.commit`` entry, oldest first, with its version."""
+    """Every final ``data.commit`` entry, oldest first, with its version.
+
+    Only final ones: a commit that no witness quorum vouches for (its block was
+    never cosigned, as when its process was killed, or a rogue process kept it
+    from the witnesses) is no version of anything. `commit_dataset` returns once
+    its commit is final.
+    """
     seen: dict[str, int] = {}
+    final = ledger.final_height()
     for e in ledger.entries(kind=KIND):
+        if e.block > final:
+            break
         name = e.body.get("name")
         seen[name] = seen.get(name, 0) + 1
         yield e, _version(e, seen[name])
