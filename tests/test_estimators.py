@@ -292,6 +292,28 @@ def test_a_missing_target_value_is_refused_naming_its_positions(cls, kind):
     assert str(e.value) == "y (the target) is missing at positions [2, 6] (2 rows)"
 
 
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize(("option", "value"), [("iterations", 0), ("iterations", -3),
+                                               ("partitions", 0)])  # fmt: skip
+def test_a_cap_or_partition_count_below_one_is_refused(cls, option, value, tmp_path):
+    """iterations=0 used to give an unfitted all-zero LinearRegression, and GaussianNB
+    or KMeans a 'not fitted' error later; tracked, the dataset was committed first."""
+    X, y = standardised(datasets.load_iris)
+    home = tmp_path / "home"
+    Ledger.init(home).close()
+    for est in (cls(**{option: value}), cls(**{option: value}, ledger=home)):
+        with pytest.raises(ValueError) as e:
+            est.fit(X, y)
+        assert str(e.value) == f"{option} must be at least 1, got {value}"
+        assert not hasattr(est, "params_")
+    with Ledger.open(home, readonly=True) as led:
+        assert [e.kind for e in led.entries(kind="data.commit")] == []
+    assert not (home / "datasets").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # one round of logistic
+        assert cls(iterations=1).fit(X, y).params_ is not None
+
+
 def test_dataset_names_need_a_ledger_and_arrays_refuse_dataset_options():
     X, y = standardised(datasets.load_iris)
     with pytest.raises(ValueError, match="pass ledger=HOME"):

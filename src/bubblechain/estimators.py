@@ -230,6 +230,7 @@ class _Estimator:
         dataset a tracked fit on arrays commits (default ``fit-<hash8>``).
         """
         self._reset()
+        self._check_runtime_options()
         if isinstance(X, str):
             if y is not None:
                 raise ValueError(
@@ -276,6 +277,18 @@ class _Estimator:
             self.feature_names_in_ = np.asarray(names, dtype=object)
         self._after_fit(Xa)
         return self
+
+    def _check_runtime_options(self) -> None:
+        """Refuse a cap or a partition count below 1 before anything runs or is committed
+        (``iterations=0`` used to return an unfitted, all-zero model)."""
+        for name in ("iterations", "partitions"):
+            value = getattr(self, name)
+            if value is None and name == "iterations":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
 
     def _after_fit(self, X: np.ndarray) -> None:
         """Hook for attributes computed on the training rows (KMeans.labels_)."""
