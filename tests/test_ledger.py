@@ -476,3 +476,28 @@ def test_the_writer_stops_at_close_even_right_behind_a_cosignature(led):
         seq._writer_q.not_empty.notify()
     writer.join(timeout=10)
     assert not writer.is_alive()
+
+
+def test_verify_while_another_process_appends_finds_nothing(home):
+    """verify reads each copy as one snapshot: run while a writer appends, it used to
+    report dozens of false findings (messages "not covered by any block", wrong
+    sequence numbers, a cached tree ahead of its head block)."""
+    import subprocess
+
+    script = (
+        "import sys\nfrom bubblechain.ledger import Ledger\n"
+        "with Ledger.open(sys.argv[1], block_size=7, block_delay=0.002) as led:\n"
+        "    for i in range(1500):\n"
+        "        led.append('note', {'text': f'n{i}'})\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script, str(home)])
+    try:
+        runs = []
+        while writer.poll() is None:
+            runs.append(verify_home(home))
+    finally:
+        writer.wait(timeout=120)
+    assert writer.returncode == 0
+    assert len(runs) >= 3, "verify ran too few times while the writer appended"
+    assert [str(f) for r in runs for f in r.findings] == []
+    assert verify_home(home).ok

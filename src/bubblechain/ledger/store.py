@@ -181,6 +181,19 @@ class Store:
     def close(self) -> None:
         self.con.close()
 
+    def freeze(self) -> None:
+        """Read one snapshot from now until `close`, whatever a writer commits meanwhile.
+
+        A read-only copy being checked while another process appends would
+        otherwise show its blocks from one moment and its messages from a later
+        one (SQLite starts a snapshot per statement outside a transaction), and
+        every check across the two would be a false finding.
+        """
+        if not self.readonly:
+            raise ValueError("only a read-only store can be frozen")
+        self.con.execute("BEGIN")
+        self.con.execute("SELECT COUNT(*) FROM meta").fetchone()  # the snapshot starts here
+
     def integrity_problems(self) -> list[str]:
         """SQLite's own page-level check; empty when the file is structurally sound."""
         try:
