@@ -121,6 +121,31 @@ def test_kmeans_matches_sklearn_inertia(k):
     np.testing.assert_allclose(KMeans(n_clusters=k).fit_transform(X), D)
 
 
+def test_kmeans_inertia_is_that_of_the_final_centres_when_iterations_stop_the_run(tmp_path):
+    """It was the recorded params' inertia: that of the centres before the last move,
+    or 0.0 when only the sample round ran, while score(X) gave the final centres'."""
+    X = np.random.default_rng(0).normal(size=(6000, 2))  # more rows than the sample
+    for iterations in (1, 2, 3):
+        est = KMeans(5, tol=0, iterations=iterations).fit(X)
+        assert est.inertia_ == -est.score(X) > 0
+        assert est.inertia_ != float(est.params_["inertia"])  # the run was stopped early
+    assert KMeans(5, tol=0, iterations=1).fit(X).inertia_ == pytest.approx(3665.4965290, 1e-9)
+    home = tmp_path / "home"
+    Ledger.init(home).close()
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"id": np.arange(len(X)), "a": X[:, 0], "b": X[:, 1]}), path)
+    with Ledger.open(home) as led:
+        commit_dataset(led, path, "id", name="x")
+        for fitted in (
+            KMeans(5, tol=0, iterations=2, ledger=led, engine="inline").fit(X),
+            KMeans(5, tol=0, iterations=2, ledger=led, engine="inline").fit("x"),
+        ):
+            assert fitted.inertia_ == pytest.approx(-fitted.score(X), rel=1e-12)
+            assert fitted.inertia_ < float(fitted.params_["inertia"])
+        final = list(led.entries(kind="model.final"))[-1]
+    assert final.body["value"] == fitted.inertia_  # the job's evaluation round
+
+
 @pytest.mark.parametrize(
     "loader", [datasets.load_iris, datasets.load_wine, datasets.load_breast_cancer]
 )

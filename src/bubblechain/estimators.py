@@ -442,7 +442,11 @@ class _Estimator:
         self.dataset_ = name
         self.n_rounds_ = result.rounds
         self._set_fitted(params)
+        self._after_train(result)
         return meta
+
+    def _after_train(self, result: TrainResult) -> None:
+        """Hook for attributes taken from a tracked job's evaluation round (KMeans.inertia_)."""
 
     # -- using the model -------------------------------------------------------------
     def _check_fitted(self) -> Params:
@@ -740,11 +744,19 @@ class KMeans(_Estimator):
     def _set_fitted(self, params: Params) -> None:
         self.params_ = params
         self.cluster_centers_ = params["centers"]
+        # The recorded params' inertia is that of the centres before the last move when
+        # `iterations` stopped the rounds (0 after the sample round alone): inertia_ is
+        # that of cluster_centers_ on the training rows, set by _after_fit or _after_train.
         self.inertia_ = float(params["inertia"])
         self.n_iter_ = int(params["iteration"])
 
     def _after_fit(self, X: np.ndarray) -> None:
-        self.labels_ = self.predict(X)
+        self.labels_, d2 = assign(X, self.cluster_centers_)
+        self.inertia_ = float(d2.sum())
+
+    def _after_train(self, result: TrainResult) -> None:
+        # The job's evaluation round scored the final centres on every partition.
+        self.inertia_ = float(result.value)
 
     def predict(self, X: Any) -> np.ndarray:
         """Index of the nearest centre for each row."""
