@@ -340,3 +340,33 @@ def test_a_leaves_artifact_shared_by_two_versions_is_hashed_once_and_reported_on
         ("artifact", f"message {v2['index']} (data.commit toy v2)", detail),
     }
     assert reads.count(shared) == 1
+
+
+def test_a_ledger_restored_behind_its_witnesses_refuses_to_append_at_once(home, cli):
+    """The ledger file put back from an older copy: the witnesses hold a block it lost.
+    Appending used to wait forever in silence; it now refuses at once, naming it."""
+    backup = home.parent / "backup"
+    backup.mkdir()
+    for f in home.glob("ledger.db*"):
+        shutil.copy2(f, backup / f.name)
+    assert cli("note", "one", "--home", home)[0] == 0
+    with Ledger.open(home, readonly=True) as led:
+        lost = led.store.head().height
+    for f in home.glob("ledger.db*"):
+        f.unlink()
+    for f in backup.iterdir():
+        shutil.copy2(f, home / f.name)
+    before = head_of(home / "ledger.db")
+    code, _out, err = cli("note", "two", "--home", home)
+    assert code == 1
+    head = lost - 1
+    reason = (
+        f"it holds block {lost}, beyond this ledger's head {head}: the ledger lost blocks "
+        "the witnesses cosigned (restored from an older copy?); `bubblechain verify` names them"
+    )
+    assert err.strip() == (
+        f"error: block {head + 1} cannot reach quorum 2 of 3: "
+        + "; ".join(f"{w}: {reason}" for w in ("w1", "w2", "w3"))
+    )
+    assert head_of(home / "ledger.db") == before
+    assert ("replica", f"block {lost}") in {(f.kind, f.where) for f in verify_home(home).findings}

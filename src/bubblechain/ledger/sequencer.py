@@ -93,10 +93,11 @@ class Sequencer:
                 self.links.append(WitnessLink(w, refusal=f"unusable: {unusable}"))
             else:
                 try:
-                    self.links.append(WitnessLink(w, next_height=self._resume_height(w)))
+                    self.links.append(self._link(w))
                 except Exception as e:  # its replica cannot even say its head
                     reason = f"unusable: {type(e).__name__}: {e}"
                     self.links.append(WitnessLink(w, refusal=reason))
+        self._raise_if_unreachable()  # at once: appending would only wait forever
         self._writer_q: queue.Queue = queue.Queue()
         self._threads = [
             threading.Thread(target=self._writer, name="bc-writer", daemon=True),
@@ -115,15 +116,27 @@ class Sequencer:
     def _load_final_height(self) -> int:
         return self.store.final_height(self.genesis.quorum)
 
-    def _resume_height(self, w: Witness) -> int:
-        """Where to resume a witness: after its head, or at a block whose cosignature we lack."""
+    def _link(self, w: Witness) -> WitnessLink:
+        """Resume a witness after its head, or at a block whose cosignature we lack.
+
+        A witness whose head is beyond this ledger's cosigned blocks this ledger no
+        longer has (it was restored from an older copy, or rolled back): it can
+        never cosign what comes next, and says so now rather than at the next append.
+        """
+        head = w.head().height
+        if head > self.height:
+            return WitnessLink(
+                w,
+                refusal=f"it holds block {head}, beyond this ledger's head {self.height}: "
+                "the ledger lost blocks the witnesses cosigned (restored from an older "
+                "copy?); `bubblechain verify` names them",
+            )
         missing = self.store.con.execute(
             "SELECT MIN(height) FROM blocks WHERE height NOT IN "
             "(SELECT height FROM cosignatures WHERE witness=?)",
             (w.name,),
         ).fetchone()[0]
-        after_head = w.head().height + 1
-        return after_head if missing is None else min(after_head, missing)
+        return WitnessLink(w, next_height=head + 1 if missing is None else min(head + 1, missing))
 
     # -- appending ----------------------------------------------------------------
     def submit(self, message: Message, *, verify_sig: bool = True) -> int:
