@@ -751,6 +751,29 @@ def test_predict_reads_the_id_column_once_when_it_is_also_a_feature(
         assert np.mean(expected == truth) > 0.5
 
 
+def test_predict_into_a_pipe_closed_early_ends_quietly_with_141(toy):
+    """`bubblechain predict ... | head -1` used to print 'error: Broken pipe' and exit 2."""
+    import subprocess
+    import sys
+
+    home, data = toy
+    with Ledger.open(home) as led:
+        res = train(led, data="toy", algorithm="naive-bayes", target="label", engine="inline")
+    env = {k: v for k, v in os.environ.items() if k != "BUBBLECHAIN_HOME"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bubblechain", "predict", str(data), "--model", res.model_path,
+         "--home", str(home)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    first = proc.stdout.readline()  # ~1.5 MB of lines: far more than a pipe holds
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 141  # 128 + SIGPIPE
+    assert json.loads(first)["id"] == 0
+    assert err == b""  # no 'error: Broken pipe', no 'Exception ignored ... BrokenPipeError'
+
+
 def test_features_by_commas_still_reach_a_column_named_with_one():
     cols = [{"name": n, "type": "float"} for n in ("id", "a,b", "c", "d")]
     commitment = {"name": "t", "schema": {"id_column": "id", "columns": cols}}

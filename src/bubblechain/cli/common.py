@@ -1,13 +1,14 @@
 """What every command shares: the home option, JSON output, errors and exit codes.
 
 Exit codes: 0 all holds, 1 findings (or the ledger could not finalise),
-2 bad usage or unreadable input.
+2 bad usage or unreadable input, 141 (128 + SIGPIPE) the reader of stdout went away.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from ..ledger import Ledger
 from ..ledger.ledger import ENV_LOCK_WAIT
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_PIPE = 128 + signal.SIGPIPE  # as a shell reports a program SIGPIPE ended
 
 HomeOpt = Annotated[
     str | None,
@@ -87,7 +89,12 @@ def handle_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, not in Python's flush at exit
+            return result
+        except BrokenPipeError:  # stdout's reader went away (`... | head`): end quietly
+            _silence_stdout()
+            raise typer.Exit(EXIT_PIPE) from None
         except (UsageError, Rejected) as e:
             raise fail(str(e), EXIT_USAGE) from None
         except NotFinal as e:
@@ -102,3 +109,17 @@ def handle_errors(fn: F) -> F:
             raise fail(f"{where}{e.strerror or e}", EXIT_USAGE) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that what is left in its buffer goes nowhere when
+    Python flushes it at exit (instead of 'Exception ignored ... BrokenPipeError')."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a test's capture): nothing to flush into a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
