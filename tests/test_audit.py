@@ -375,6 +375,27 @@ def test_an_artifact_deleted_is_reported_missing_not_crashed(trained):
     assert any(f"message {victim.index} (task.result" in f.where for f in missing)
 
 
+@pytest.mark.parametrize("replay", ["none", "full"])
+def test_a_corrupted_artifact_is_one_finding_at_the_message_that_recorded_it(trained, replay):
+    """The last parameters (read by no later step) edited by one byte: found without
+    replay (it used to pass unless replayed), once, where it was recorded, not where read."""
+    home, *_ = trained
+    with Ledger.open(home, readonly=True) as led:
+        (rec,) = collect_jobs(led.entries())[0]
+        last = rec.updates[-1]
+        (digest,) = last.fields["outputs"]
+        path = led.artifacts.path(digest)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    path.write_bytes(bytes(raw))
+    rep = run(home, replay=replay)
+    bad = [f for f in rep.findings if f.kind == "artifact"]
+    where = f"message {last.index} (state.update, {rec.job})"
+    assert [(f.where, f.detail) for f in bad] == [
+        (where, f"artifact {digest} does not match its hash")
+    ]
+
+
 def test_audit_usage_errors(trained, cli, tmp_path):
     home, *_ = trained
     code, _, err = cli("audit", "--home", home, "--replay", "most")

@@ -118,18 +118,24 @@ class _Auditor:
         self._data_cache: dict[tuple, tuple | UnusableValues] = {}  # + (features, target)
         self._tampered: set[tuple] = set()  # (root, start, stop) found not to match
         self._cursors: dict[tuple, ReadCursor] = {}
+        self._bad_artifacts: set[str] = set()  # reported once, where they were recorded
 
     def find(self, kind: str, where: str, detail: str) -> None:
         self.findings.append(Finding(kind, where, detail))
 
     # -- artifacts -----------------------------------------------------------------------
     def artifact(self, led: Ledger, digest: str, where: str) -> bytes | None:
+        """The artifact's bytes, checked against its hash; None (and one finding, at the
+        first ``where`` it was asked for: the message that recorded it) if unusable."""
+        if digest in self._bad_artifacts:
+            return None
         try:
             return led.artifacts.get(digest)
         except ArtifactMissing:
             self.find("artifact", where, f"artifact {digest} is missing from the store")
         except ArtifactCorrupt:
             self.find("artifact", where, f"artifact {digest} does not match its hash")
+        self._bad_artifacts.add(digest)
         return None
 
     def arrays(self, led: Ledger, digest: str, where: str) -> dict | None:
@@ -162,16 +168,11 @@ class _Auditor:
                     f"task.result from {e.fields['sender']} ran code "
                     f"{e.fields['code'][:16]}…, not the job's {code[:16]}…",
                 )
-        for e in rec.messages:
+        model = rec.final.body.get("model_hash") if rec.final else None  # a file of its own
+        for e in rec.messages:  # every artifact read and hashed, whatever replay reads
             for h in e.fields["outputs"]:
-                if not led.artifacts.has(h) and h != (
-                    rec.final.body.get("model_hash") if rec.final else None
-                ):
-                    self.find(
-                        "artifact",
-                        f"message {e.index} ({e.kind}, {job_label(rec.job)})",
-                        f"artifact {h} is missing from the store",
-                    )
+                if h != model:
+                    self.artifact(led, h, f"message {e.index} ({e.kind}, {job_label(rec.job)})")
         if rec.commit is None:
             self.find("data", where, "job.start names a data.commit that is not on the ledger")
         else:
