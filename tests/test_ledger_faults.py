@@ -5,6 +5,7 @@ Each test really changes the home on disk and asserts the exact finding or error
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -370,3 +371,55 @@ def test_a_ledger_restored_behind_its_witnesses_refuses_to_append_at_once(home, 
     )
     assert head_of(home / "ledger.db") == before
     assert ("replica", f"block {lost}") in {(f.kind, f.where) for f in verify_home(home).findings}
+
+
+def _replica(home: Path, name: str) -> Path:
+    return home / "witnesses" / name / "replica.db"
+
+
+def test_a_witness_head_with_a_malformed_cosignature_is_reported_not_a_crash(home, cli):
+    """status and audit parsed a witness's head cosignature unguarded: a traceback."""
+    db = _replica(home, "w3")
+    sql(db, "UPDATE cosignatures SET line=replace(line, '— w3 ', '— w3 A')")
+    code, out, err = cli("status", "--home", home, "--json")
+    assert code == 0, err
+    w3 = json.loads(out)["witnesses"][2]
+    assert not w3["usable"] and w3["error"].startswith("corrupt head (")
+    code, out, err = cli("audit", "--home", home, "--replay", "none", "--json")
+    assert code == 1, err
+    assert {"kind": "witness", "where": "witness w3"} in [
+        {k: f[k] for k in ("kind", "where")} for f in json.loads(out)["findings"]
+    ]
+
+
+def test_a_corrupt_head_header_or_genesis_is_one_line_or_a_finding(home, cli):
+    """Garbage where a block header or the genesis is stored: one line (exit 2) for the
+    ledger's own file, a finding for a replica; never a traceback."""
+    with Ledger.open(home, readonly=True) as led:
+        head = led.store.head().height
+    sql(_replica(home, "w2"), "UPDATE meta SET value=x'78' WHERE key='genesis'")
+    code, out, err = cli("verify", "--home", home)
+    assert code == 1 and "holds an unreadable genesis" in out, err
+    sql(home / "ledger.db", "UPDATE blocks SET header='garbage' WHERE height=?", head)
+    code, _out, err = cli("status", "--home", home)
+    assert code == 2
+    assert err.startswith(f"error: block {head}'s header in ") and len(err.splitlines()) == 1
+    sql(home / "ledger.db", "UPDATE meta SET value=x'78' WHERE key='genesis'")
+    code, out, err = cli("verify", "--home", home)  # checking it is verify's job: a finding
+    assert (
+        code == 1
+        and f"{home / 'ledger.db'}: store {home / 'ledger.db'} holds an unreadable genesis"
+        in " ".join(out.split())
+    ), err
+    for cmd in (["note", "x"], ["audit", "--replay", "none"], ["log"]):
+        code, _out, err = cli(*cmd, "--home", home)
+        assert code == 2 and "holds an unreadable genesis" in err, (cmd, err)
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_audit_refuses_a_negative_seed_in_one_line(home, cli):
+    code, _out, err = cli("audit", "--home", home, "--seed", "-5")
+    assert (code, err.strip()) == (
+        2,
+        "error: --seed must be a whole number from 0 to 2**128-1, got -5",
+    )

@@ -68,6 +68,8 @@ class AuditOptions:
     def __post_init__(self) -> None:
         if self.seed is None:
             self.seed = secrets.randbits(63)
+        elif not 0 <= self.seed < 2**128:
+            raise UsageError(f"--seed must be a whole number from 0 to 2**128-1, got {self.seed}")
         if self.replay not in ("none", "sample", "full"):
             raise UsageError(f"--replay must be none, sample or full, not {self.replay!r}")
         if not 0 < self.sample_rate <= 1:
@@ -538,7 +540,10 @@ class _Auditor:
                     )
                     continue
                 hdr = parse_header(head.header)
-                wsize, wroot = hdr["size"], bytes.fromhex(hdr["root"])
+                wsize, wroot = int(hdr["size"]), bytes.fromhex(hdr["root"])
+            except (ValueError, KeyError, TypeError) as e:
+                self.find("witness", f"witness {w.name}", f"its head is unreadable: {e}")
+                continue
             finally:
                 rs.close()
             if wsize > size:

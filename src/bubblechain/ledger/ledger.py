@@ -39,7 +39,7 @@ from .block import Block, parse_header
 from .genesis import Genesis, read_genesis
 from .message import Message, now_us
 from .sequencer import Sequencer
-from .store import MessageRow, Store
+from .store import BlockRow, MessageRow, Store
 from .verify import Finding, verify_home
 
 
@@ -503,10 +503,19 @@ class Ledger:
         row = self.store.block(h)
         if row is None:
             raise UsageError(f"block {h} is not in the ledger at {self.home.root}")
-        note = SignedNote.parse(row.checkpoint)
+        try:
+            note = SignedNote.parse(row.checkpoint)
+        except ValueError as e:
+            raise StoreError(
+                f"block {h}'s checkpoint in {self.store.path} is corrupt ({e}); "
+                "`bubblechain verify` says what else is"
+            ) from None
         for name, line in sorted(self.store.cosignatures(h).items()):
             w = self.genesis.witness(name)
-            sig = NoteSignature.parse_line(line)
+            try:
+                sig = NoteSignature.parse_line(line)
+            except ValueError:
+                continue  # not a cosignature: only valid ones are shown
             if w is not None and verify_cosignature(note.body, sig, w):
                 note = note.with_signature(sig)
         return note.text()
@@ -546,8 +555,19 @@ class Ledger:
         }
 
     def _final_size(self) -> int:
-        row = self.store.block(self.final_height())
-        return parse_header(row.header)["size"] if row else 0
+        return self._size_of(self.store.block(self.final_height()))
+
+    def _size_of(self, row: BlockRow | None) -> int:
+        """The log size a block's header states, 0 before the first block."""
+        if row is None:
+            return 0
+        try:
+            return int(parse_header(row.header)["size"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise StoreError(
+                f"block {row.height}'s header in {self.store.path} is corrupt ({e}); "
+                "`bubblechain verify` says what else is"
+            ) from None
 
     def vkeys(self) -> list[str]:
         """The sequencer's verifier key, then each witness's (C2SP vkey form)."""
@@ -586,6 +606,9 @@ class Ledger:
             except (StoreError, sqlite3.DatabaseError) as e:
                 if info["usable"]:
                     info["usable"], info["error"] = False, f"unusable: {e}"
+            except (ValueError, KeyError) as e:  # a head it cannot have written
+                info["usable"] = False
+                info["error"] = f"corrupt head ({e}); `bubblechain verify` says where"
             link = links.get(w.name)
             if link is not None and (link.refusal or link.error):
                 info["error"] = link.refusal or link.error
@@ -596,9 +619,9 @@ class Ledger:
             "origin": self.genesis.origin,
             "genesis": self.genesis.hash.hex(),
             "height": head.height if head else -1,
-            "size": parse_header(head.header)["size"] if head else 0,
+            "size": self._size_of(head),
             "final_height": final,
-            "final_size": parse_header(final_row.header)["size"] if final_row else 0,
+            "final_size": self._size_of(final_row),
             "quorum": self.genesis.quorum,
             "witnesses": witnesses,
         }

@@ -214,7 +214,10 @@ class Store:
         raw = self.meta("genesis")
         if raw is None:
             raise StoreError(f"store {self.path} has no genesis")
-        return Genesis.from_bytes(raw)
+        try:
+            return Genesis.from_bytes(raw)
+        except ValueError as e:
+            raise StoreError(f"store {self.path} holds an unreadable genesis: {e}") from None
 
     # -- reads ----------------------------------------------------------------
     def head(self) -> BlockRow | None:

@@ -117,8 +117,12 @@ def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding
 
     for problem in store.integrity_problems():
         find("store", str(store.path), f"SQLite integrity check: {problem}")
-    if store.genesis.hash != genesis.hash:
-        find("store", str(store.path), "holds a different genesis than the pinned one")
+    try:
+        if store.genesis.hash != genesis.hash:
+            find("store", str(store.path), "holds a different genesis than the pinned one")
+            return out, view
+    except StoreError as e:
+        find("store", str(store.path), str(e))
         return out, view
 
     all_cosigs: dict[int, dict[str, str]] = {}
