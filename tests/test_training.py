@@ -203,14 +203,19 @@ def test_tampered_partition_refuses_and_the_job_fails_with_the_row_ids(toy):
     pq.write_table(pa.Table.from_pandas(t, preserve_index=False), data)
     with Ledger.open(home) as led, pytest.raises(TrainingFailed) as exc:
         train(led, data="toy", algorithm="logistic", target="label", partitions=4)
-    assert "refused to compute" in str(exc.value)
-    refused_ids = {17, 12_345}
+    # Every task verifies the one committed partition of these 20,000 rows: all four
+    # refuse, and the failure gives their common reason and the rows once.
+    assert str(exc.value) == (
+        "map tasks for partitions 0, 1, 2 and 3 refused to compute: "
+        f"{data} does not match its commitment: changed [17, 12345] (2 rows)"
+    )
     with Ledger.open(home, readonly=True) as led:
         refusals = list(led.entries(kind="task.refused"))
         (end,) = list(led.entries(kind="job.end"))
-    assert refusals and all(set(e.body["changed"]) <= refused_ids for e in refusals)
-    assert set().union(*(e.body["changed"] for e in refusals)) <= refused_ids
-    assert end.body["status"] == "failed" and set(end.body["changed"]) <= refused_ids
+    assert sorted(e.body["partition"] for e in refusals) == [0, 1, 2, 3]
+    assert all(e.body["changed"] == [17, 12_345] for e in refusals)
+    assert end.body["status"] == "failed" and end.body["changed"] == [17, 12_345]
+    assert end.body["missing"] == end.body["added"] == []
     assert not list(Ledger.open(home, readonly=True).entries(kind="model.final"))
     assert verify_home(home).ok
 
@@ -261,6 +266,49 @@ def test_missing_or_nonfinite_values_refuse_naming_the_row_ids(
         assert not list(led.entries(kind="model.final"))
     assert refusal.body["unusable"] == sorted(values)
     assert end.body["status"] == "failed" and end.body["unusable"] == sorted(values)
+    assert verify_home(home).ok
+
+
+@pytest.mark.parametrize("order", ["as launched", "last first"])
+def test_a_job_fails_naming_the_refusals_of_every_partition_in_partition_order(
+    tmp_path, monkeypatch, order
+):
+    """The first refusal to arrive used to fail the job: it named one partition's rows,
+    and which one varied from run to run. Now the round's other tasks finish first."""
+    from bubblechain.training.engines.inline import InlineEngine
+
+    if order == "last first":  # replies arrive in another order: the same failure
+        monkeypatch.setattr(InlineEngine, "as_completed", lambda self, hs: iter(list(hs)[::-1]))
+    data = tmp_path / "toy.parquet"
+    write_toy(data, rows=2000)
+    t = pq.read_table(data)
+    x1, x4 = t["x1"].to_numpy().copy(), t["x4"].to_numpy().copy()
+    x1[600] = np.nan  # partition 1 (of 500 rows each)
+    x4[[1700, 1800]] = np.nan  # partition 3, the target
+    t = t.set_column(2, "x1", pa.array(x1)).set_column(5, "x4", pa.array(x4))
+    pq.write_table(t, data)
+    home = tmp_path / "home"
+    with Ledger.init(home) as led:
+        commit_dataset(led, data, "id", name="toy")
+        with pytest.raises(TrainingFailed) as exc:
+            train(
+                led, data="toy", algorithm="linear", target="x4",
+                features=["x0", "x1", "x2", "x3"], partitions=4, engine="inline",
+            )  # fmt: skip
+    assert str(exc.value) == (
+        "map tasks for partitions 1 and 3 refused to compute: "
+        f"partition 1: {data}: feature 'x1' is missing or not finite at row ids [600] (1 row); "
+        f"partition 3: {data}: target 'x4' is missing or not finite at row ids [1700, 1800] "
+        "(2 rows)"
+    )
+    with Ledger.open(home, readonly=True) as led:
+        refusals = list(led.entries(kind="task.refused"))
+        results = list(led.entries(kind="task.result"))
+        (end,) = list(led.entries(kind="job.end"))
+    assert sorted(e.body["partition"] for e in refusals) == [1, 3]
+    assert sorted(e.body["partition"] for e in results) == [0, 2]  # the round's others ended
+    assert end.body["status"] == "failed" and end.body["reason"] == str(exc.value)
+    assert end.body["unusable"] == [600, 1700, 1800]
     assert verify_home(home).ok
 
 

@@ -233,6 +233,7 @@ class Coordinator:
         """
         s = self.spec
         results: dict[int, tuple[str, str, Any]] = {}
+        refusals: dict[int, Message] = {}  # the round still ends, then the job fails on all
         attempts = {p: 0 for p in range(len(s["plan"]))}
         handles = {}
 
@@ -260,7 +261,7 @@ class Coordinator:
             launch(p)
         if then is not None:
             then()
-        while len(results) < len(attempts):
+        while len(results) + len(refusals) < len(attempts):
             for h in self.engine.as_completed(list(handles)):
                 p = handles.pop(h)
                 try:
@@ -281,8 +282,6 @@ class Coordinator:
                     break
                 self._register_worker(reply["worker"], reply["public_key"])
                 self.submit(msg)
-                if msg.kind == "task.refused":
-                    self._refused(msg)
                 if msg.fields["code"] != s["code"]:  # on the record, and the job stops here
                     self._fail(
                         f"worker {msg.sender} ran training code {msg.fields['code'][:16]}…, "
@@ -294,9 +293,13 @@ class Coordinator:
                             else "than the coordinator: install the same version on every worker"
                         )
                     )
-                if p not in results:  # one result per partition: nothing double-counted
+                if msg.kind == "task.refused":  # the others are running: wait for theirs
+                    refusals.setdefault(p, msg)
+                elif p not in results:  # one result per partition: nothing double-counted
                     partial = decode_arrays(reply["partial_bytes"])
                     results[p] = (msg.id_hex, reply["partial"], partial)
+        if refusals:
+            self._refused([refusals[p] for p in sorted(refusals)])
         return [results[p] for p in range(len(attempts))]
 
     def _retry(self, iteration: int, p: int, attempt: int, err: BaseException) -> None:
@@ -313,13 +316,34 @@ class Coordinator:
             },
         )
 
-    def _refused(self, msg: Message) -> None:
-        b = msg.body
-        self._fail(
-            f"map task for partition {b['partition']} refused to compute: "
-            f"{b.get('reason', 'no reason given')}",
-            details={k: b[k] for k in ("changed", "missing", "added", "unusable") if k in b},
+    def _refused(self, refusals: list[Message]) -> None:
+        """Fail the job naming every partition of the round that refused, in partition
+        order: the same message and row ids whichever refusal arrived first.
+
+        Tasks that verify the same committed partition report the same rows: each
+        reason is given once, for all the partitions that gave it, and each row once.
+        """
+        parts_of: dict[str, list[str]] = {}  # reason -> the partitions that gave it
+        for m in refusals:
+            why = m.body.get("reason", "no reason given")
+            parts_of.setdefault(why, []).append(str(m.body["partition"]))
+        many = len(refusals) > 1
+        reason = (
+            f"map task{'s' * many} for partition{'s' * many} "
+            f"{_and([str(m.body['partition']) for m in refusals])} refused to compute: "
         )
+        if len(parts_of) == 1:
+            reason += next(iter(parts_of))
+        else:
+            reason += "; ".join(
+                f"partition{'s' * (len(ps) > 1)} {_and(ps)}: {why}" for why, ps in parts_of.items()
+            )
+        details = {
+            k: list(dict.fromkeys(row for m in refusals for row in m.body.get(k, [])))
+            for k in ("changed", "missing", "added", "unusable")
+            if any(k in m.body for m in refusals)
+        }
+        self._fail(reason, details=details)
 
     def _fail(self, reason: str, details: dict | None = None) -> None:
         """Record the failure with job.end when the job is open, then raise."""
@@ -496,6 +520,11 @@ class Coordinator:
     ) -> tuple[str, float]:
         used = self.map_round(iteration, params_hash, "evaluate", then)
         return tasks_mod.metric_from_partials(algo, [partial for _, _, partial in used])
+
+
+def _and(items: list[str]) -> str:
+    """'0', '0 and 3', '0, 1 and 3'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _number(value: Any) -> int | float:
