@@ -764,6 +764,34 @@ def test_predict_to_stdout_writes_nothing_when_a_late_row_is_bad(toy, cli, tmp_p
     assert json.loads(lines[-1])["id"] == big.num_rows - 1
 
 
+def test_predict_refuses_a_null_id_naming_its_row_position(toy, cli, tmp_path):
+    """Its prediction used to be written as "id": null, matched to no row."""
+    home, data = toy
+    with Ledger.open(home) as led:
+        res = train(led, data="toy", algorithm="naive-bayes", target="label", engine="inline")
+    t = pq.read_table(data)
+    big = pa.concat_tables([t] * -(-(DEFAULT_BATCH_ROWS + 10) // ROWS))  # two batches
+    late = DEFAULT_BATCH_ROWS + 3  # in the second batch: counted from the file's start
+    path = tmp_path / "null_id.parquet"
+    for table, nulls, count in [
+        (t, [7], "1 such row among the 20,000 of this batch"),
+        (big, [late, late + 2], "2 such rows among the"),
+    ]:
+        ids = pa.array(np.arange(table.num_rows), mask=np.isin(np.arange(table.num_rows), nulls))
+        pq.write_table(table.set_column(0, "id", ids), path)
+        for out_file in (None, tmp_path / "p.csv"):
+            where = ["--out", out_file] if out_file else []
+            code, out, err = cli("predict", path, "--model", res.model_path, *where,
+                                 "--home", home)  # fmt: skip
+            assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+            assert err.startswith(
+                f"error: {path}: id column 'id' is null at row position {nulls[0]} "
+                f"(counting from 0; {count}"
+            ), err
+            assert err.rstrip().endswith(f"positions {nulls})")
+            assert out_file is None or not out_file.exists()
+
+
 def test_predict_reads_the_id_column_once_when_it_is_also_a_feature(
     toy, cli, tmp_path, monkeypatch
 ):

@@ -69,14 +69,23 @@ def predictions(
             raise UsageError(f"{data}: feature column {f!r} holds {kind} values, not numbers")
 
     def batches() -> Iterator[pa.Table]:
-        empty = True
+        start = 0  # the position of the batch's first row in the input
         for batch in source.batches(columns):
-            empty = False
-            yield predict(batch)
-        if empty:  # no rows: one empty table, so that an output file still gets its columns
-            yield predict(pa.schema([source.schema.field(c) for c in columns]).empty_table())
+            yield predict(batch, start)
+            start += batch.num_rows
+        if not start:  # no rows: one empty table, so that an output file still gets its columns
+            yield predict(pa.schema([source.schema.field(c) for c in columns]).empty_table(), 0)
 
-    def predict(batch: pa.RecordBatch | pa.Table) -> pa.Table:
+    def predict(batch: pa.RecordBatch | pa.Table, start: int) -> pa.Table:
+        ids = batch.column(meta["id_column"])
+        if ids.null_count:  # a prediction no one could match to its row
+            at = (start + np.flatnonzero(as_numpy(ids.is_null()))).tolist()
+            raise UsageError(
+                f"{data}: id column {meta['id_column']!r} is null at row position {at[0]}"
+                f" (counting from 0; {len(at)} such row{'s' * (len(at) != 1)} among the"
+                f" {batch.num_rows:,} of this batch, positions {at[:5]}"
+                f"{', …' if len(at) > 5 else ''})"
+            )
         X = np.column_stack(
             [as_numpy(batch.column(f)).astype(np.float64) for f in meta["features"]]
         )
