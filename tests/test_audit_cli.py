@@ -84,15 +84,16 @@ JOB = "job-20250101-000000-abcdef"
 
 
 def _malformed_job(home) -> None:
-    """A job.start the ledger accepts (its shape is valid) whose dataset has no name."""
+    """A job.start the ledger accepts (its shape is valid) whose hyperparameters are no
+    mapping."""
     from bubblechain.crypto.keys import Identity
     from bubblechain.ledger import Ledger
 
     coord = Identity.generate("coord")
     body = {
         "algorithm": "logistic",
-        "hyper": {},
-        "dataset": {"commit": "00" * 32},
+        "hyper": 3,
+        "dataset": {"commit": "00" * 32, "name": "d"},
         "partitions": 1,
         "plan": [[0, 10]],
         "features": ["x"],
@@ -119,7 +120,7 @@ def test_job_findings_name_the_job_once(home, cli, tmp_path):
     code, out, err = cli("audit", "--home", home, "--replay", "none", "--report", report)
     assert (code, err) == (1, "")
     lines = out.splitlines()
-    assert f"✗ job {JOB}: its record is malformed: KeyError: 'name'" in lines
+    assert f"✗ job {JOB}: its record is malformed: TypeError: 'int' object is not iterable" in lines
     assert f"✗ data {JOB}: job.start names a data.commit that is not on the ledger" in lines
     assert any(line.startswith(f"✗ code {JOB}: job.start declares code cc") for line in lines)
     assert f"job {JOB}" not in out.replace(f"✗ job {JOB}", "")  # no "job job-…" elsewhere

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import sys
 import threading
 import time
@@ -343,7 +344,7 @@ def test_only_state_update_moves_a_coordinator_bubble(led):
     start = {
         "algorithm": "logistic",
         "hyper": {},
-        "dataset": {"commit": d.id},
+        "dataset": {"commit": d.id, "name": "d"},
         "partitions": 1,
         "plan": [[0, 10]],
         "features": ["x"],
@@ -501,3 +502,40 @@ def test_verify_while_another_process_appends_finds_nothing(home):
     assert len(runs) >= 3, "verify ran too few times while the writer appended"
     assert [str(f) for r in runs for f in r.findings] == []
     assert verify_home(home).ok
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"source": 5}, "body field 'source' must be a path or URL"),
+        ({"root": "AB" * 32}, "body field 'root' must be a lowercase hex SHA-256 hash"),
+        ({"rows": -1}, "body field 'rows' must be a non-negative integer"),
+        ({"name": ""}, "data.commit name must not be empty"),
+        ({"version": "2"}, "body field 'version' must be a version number"),
+    ],
+)
+def test_a_data_commit_whose_fields_readers_cannot_use_is_rejected(led, body, error):
+    """Signed by the admin and well formed, but with a field of the wrong type: it used to
+    be accepted and then crash `data list` and `audit --data` (TypeError)."""
+    good = {"name": "d", "root": "ab" * 32, "rows": 3, "schema_hash": "cd" * 32}
+    led.append("data.commit", good)
+    with pytest.raises(Rejected, match=re.escape(error)):
+        led.append("data.commit", {**good, **body})
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "error"),
+    [
+        ("model.final", {"model_hash": ["a"]}, "'model_hash' must be a lowercase hex"),
+        ("model.final", {"model_hash": H, "value": "0.9"}, "'value' must be a number"),
+        ("job.end", {"status": "ok"}, "job.end status must be 'succeeded' or 'failed'"),
+        ("job.end", {"status": "failed", "reason": 3}, "'reason' must be text"),
+        ("task.retry", {"partition": "0", "attempt": 1}, "'partition' must be a non-negative"),
+    ],
+)
+def test_training_kinds_refuse_fields_readers_cannot_use(kind, body, error):
+    """The rule every validating node applies (`jobs` and `audit` crashed on these)."""
+    from bubblechain.ledger.kinds import KINDS
+
+    with pytest.raises(Rejected, match=re.escape(error)):
+        KINDS[kind].check_body(body)

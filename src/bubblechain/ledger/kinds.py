@@ -7,6 +7,7 @@ table, so a kind means the same thing everywhere.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,11 +70,58 @@ def _ints(*names: str) -> Callable[[dict[str, Any]], None]:
     return check
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _hash(body: dict[str, Any], key: str) -> None:
+    value = body.get(key)
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+        raise Rejected(f"body field {key!r} must be a lowercase hex SHA-256 hash")
+
+
+def _optional(body: dict[str, Any], key: str, typ: type | tuple[type, ...], what: str) -> None:
+    """Readers (jobs, audit, data list) use these fields as they are recorded: a value
+    of another type would pass here and break them."""
+    value = body.get(key)
+    if value is not None and (not isinstance(value, typ) or isinstance(value, bool)):
+        raise Rejected(f"body field {key!r} must be {what}")
+
+
+def _check_data_commit(body: dict[str, Any]) -> None:
+    name = _require(body, "name", str)
+    if not name:
+        raise Rejected("data.commit name must not be empty")
+    _hash(body, "root")
+    _hash(body, "schema_hash")
+    _ints("rows")(body)
+    _optional(body, "source", str, "a path or URL")
+    _optional(body, "version", int, "a version number")
+
+
+def _check_model_final(body: dict[str, Any]) -> None:
+    _hash(body, "model_hash")
+    if "params" in body:
+        _hash(body, "params")
+    _optional(body, "metric", str, "a metric name")
+    _optional(body, "value", (int, float), "a number")
+    _optional(body, "path", str, "a path")
+    _optional(body, "iterations", int, "a number of rounds")
+    _optional(body, "rounds", int, "a number of rounds")
+
+
+def _check_job_end(body: dict[str, Any]) -> None:
+    if body.get("status") not in ("succeeded", "failed"):
+        raise Rejected("job.end status must be 'succeeded' or 'failed'")
+    _optional(body, "reason", str, "text")
+
+
 def _check_job_start(body: dict[str, Any]) -> None:
     _fields("algorithm", "hyper", "dataset", "partitions", "plan", "features", "seed")(body)
     ds = body["dataset"]
     if not isinstance(ds, dict) or not isinstance(ds.get("commit"), str):
         raise Rejected("job.start dataset must name its data.commit message")
+    if not isinstance(ds.get("name"), str) or not isinstance(body["algorithm"], str):
+        raise Rejected("job.start must name its algorithm and its dataset")
     plan = body["plan"]
     if not isinstance(plan, list) or not all(
         isinstance(r, list) and len(r) == 2 and all(type(x) is int for x in r) for r in plan
@@ -107,7 +155,7 @@ KINDS: dict[str, KindRule] = {
     # Data: a dataset's Merkle commitment.
     "data.commit": KindRule(
         roles=frozenset({"admin", "data-owner"}),
-        check_body=_fields("name", "root", "rows", "schema_hash"),
+        check_body=_check_data_commit,
     ),
     # MapReduce training (DESIGN.md "MapReduce training"), in the order they appear.
     "job.start": KindRule(
@@ -126,15 +174,13 @@ KINDS: dict[str, KindRule] = {
         needs_job=True, roles=frozenset({"worker"}), check_body=_ints("partition", "attempt")
     ),
     "task.retry": KindRule(
-        needs_job=True, coordinator_only=True, check_body=_fields("partition", "attempt")
+        needs_job=True, coordinator_only=True, check_body=_ints("partition", "attempt")
     ),
     "state.update": KindRule(
         needs_job=True, coordinator_only=True, moves_state=True, check_body=_check_update
     ),
-    "model.final": KindRule(
-        needs_job=True, coordinator_only=True, check_body=_fields("model_hash")
-    ),
-    "job.end": KindRule(closes_job=True, coordinator_only=True, check_body=_fields("status")),
+    "model.final": KindRule(needs_job=True, coordinator_only=True, check_body=_check_model_final),
+    "job.end": KindRule(closes_job=True, coordinator_only=True, check_body=_check_job_end),
 }
 
 
