@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -493,3 +494,32 @@ def test_a_data_commit_no_witness_cosigned_is_no_version(trained, tmp_path, cli)
     assert rep.data[0]["matches"] and rep.data[0]["version"] == 1
     code, out, _ = cli("data", "list", "--home", home, "--json")
     assert code == 0 and [d["version"] for d in json.loads(out)] == [1]
+
+
+def test_audit_while_another_process_appends_covers_the_final_record(trained):
+    """A process appending (a job running): what is not final yet is in flight, counted,
+    not a finding (audits during training used to exit 1 three times in five)."""
+    import os
+    import subprocess
+    import sys
+
+    home, *_ = trained
+    script = (
+        "import sys\nfrom bubblechain.ledger import Ledger\n"
+        "with Ledger.open(sys.argv[1], block_size=5, block_delay=0.002) as led:\n"
+        "    for i in range(1500):\n"
+        "        led.append('note', {'text': f'n{i}'})\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script, str(home)], env=os.environ)
+    reports = []
+    try:
+        time.sleep(0.5)
+        while writer.poll() is None:
+            reports.append(run(home, replay="none"))
+    finally:
+        writer.wait(timeout=120)
+    assert writer.returncode == 0 and len(reports) >= 2
+    assert [str(f) for r in reports for f in r.findings] == []
+    assert any(r.stats.get("in_flight", 0) > 0 for r in reports)
+    after = run(home, replay="none")
+    assert after.ok and "in_flight" not in after.stats

@@ -31,7 +31,7 @@ from ..home import Home, resolve_home
 from ..ledger import Ledger, Message
 from ..ledger.block import parse_header
 from ..ledger.genesis import Genesis, read_genesis
-from ..ledger.ledger import Entry
+from ..ledger.ledger import Entry, appending_process
 from ..ledger.store import Store
 from ..ledger.verify import Finding, verify_home
 from ..training import blas
@@ -514,7 +514,6 @@ class _Auditor:
     # -- witnesses ----------------------------------------------------------------------------
     def witness_heads(self, led: Ledger) -> None:
         local = led.store
-        size = local.size()
         for w in self.genesis.witnesses:
             path = self.home.witness(w.name) / REPLICA_FILE
             if not path.exists():
@@ -546,6 +545,7 @@ class _Auditor:
                 continue
             finally:
                 rs.close()
+            size = local.size()  # read after the witness's head: the ledger is never behind
             if wsize > size:
                 self.find(
                     "witness",
@@ -647,6 +647,13 @@ def _resolved(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
+def _appending(home: Home) -> bool:
+    try:
+        return appending_process(home.lock) is not None
+    except OSError:  # the lock cannot be read here
+        return False
+
+
 def _size_at(led: Ledger, height: int) -> int:
     """Messages in the log up to block ``height`` (0 if its header cannot say: the
     verifier reports that)."""
@@ -657,9 +664,9 @@ def _size_at(led: Ledger, height: int) -> int:
         return 0
 
 
-def _decodable(led: Ledger, start: int = 0):
-    """Every message from ``start`` that decodes; the verifier reports those that do not."""
-    for r in led.store.messages(start=start):
+def _decodable(led: Ledger, start: int = 0, stop: int | None = None):
+    """Every message in [start, stop) that decodes; the verifier reports those that do not."""
+    for r in led.store.messages(start=start, stop=stop):
         try:
             yield Entry(r.idx, r.block, Message.from_parts(r.payload, r.sig))
         except Rejected:
@@ -683,15 +690,23 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
     if opts.data:  # bad input is refused before the audit, not after it
         with Ledger.open(h.root, readonly=True) as led:
             names = _data_names(led, opts)
+    live = _appending(h)
     report = verify_home(h.root, genesis)
     genesis = genesis or read_genesis(h)
     a = _Auditor(h, genesis, opts)
     a.findings += report.findings
     jobs = []
-    final_height = report.copies["ledger"].final_height if "ledger" in report.copies else -1
+    seen = report.copies.get("ledger")
+    final_height = seen.final_height if seen else -1
     with Ledger.open(h.root, readonly=True) as led:
-        records, _ = collect_jobs(_decodable(led))
-        for e in _decodable(led, _size_at(led, final_height)):
+        final_size = _size_at(led, final_height)
+        # The record as verify checked it. While another process appends (a job
+        # running), what lies beyond its final blocks is on its way to the witnesses,
+        # not pending for good: the audit covers the final record and counts the rest.
+        live = live or _appending(h)
+        stop = final_size if live else (seen.size if seen else None)
+        records, _ = collect_jobs(_decodable(led, stop=stop))
+        for e in () if live else _decodable(led, final_size, stop):
             if e.block > final_height and e.fields["job"] is None:  # a job's: just below
                 a.find(
                     "pending",
@@ -720,4 +735,7 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
             a.witness_heads(led)
         size = led.store.size()
     stats = {"messages": size, "jobs": len(jobs), "seconds": time.perf_counter() - t0}
+    if live:
+        stats["messages"] = final_size
+        stats["in_flight"] = size - final_size
     return AuditReport(a.findings, jobs, a.sampling(), stats, data)

@@ -108,6 +108,11 @@ def audit(
         )
         if s["mode"] == "sample":
             console.print(f"  {s['statement']} (seed {s['seed']})")
+        if d["stats"].get("in_flight"):
+            console.print(
+                f"  {d['stats']['in_flight']} more message(s) not final yet, from the process "
+                "appending now (a job running): not audited; audit again once it has ended"
+            )
         console.print(
             "[green]✓ no findings[/]" if rep.ok else f"[red]{len(rep.findings)} finding(s)[/]",
             markup=True,
