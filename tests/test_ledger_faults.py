@@ -423,3 +423,17 @@ def test_audit_refuses_a_negative_seed_in_one_line(home, cli):
         2,
         "error: --seed must be a whole number from 0 to 2**128-1, got -5",
     )
+
+
+def test_a_replica_s_cached_role_or_artifact_table_edited_is_a_finding(home, cli):
+    """verify compared only the keys of the cached nodes table and never the declared
+    artifacts: a role changed in a replica (which then refused every job.start, with
+    verify clean) or an artifact added to the ledger passed."""
+    sql(_replica(home, "w1"), "UPDATE nodes SET role='worker' WHERE role='admin'")
+    fake = bytes.fromhex("aa" * 32)
+    sql(home / "ledger.db", "INSERT INTO artifacts(hash, idx) VALUES(?, 0)", fake)
+    role = "stored role 'worker' but its registration gives 'admin'"
+    assert findings(home) == {
+        ("state", "witness w1, node admin", role),
+        ("state", f"artifact {'aa' * 32}", "stored as declared, but no message names it"),
+    }

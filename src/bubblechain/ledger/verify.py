@@ -364,17 +364,37 @@ def _check_derived(store: Store, state: LedgerState, find) -> None:
             find("state", f"bubble {b}", f"stored owner {owner} but its messages are from {owner2}")
         if st != st2:
             find("state", f"bubble {b}", f"stored state {st} but its state chain ends at {st2}")
-    nodes = dict(c.execute(f"SELECT name, {blob_col('key')} FROM nodes").fetchall())
+    nodes = {n: (k, r) for n, k, r in c.execute(f"SELECT name, {blob_col('key')}, role FROM nodes")}
     for n in sorted(set(nodes) | set(state.nodes)):
-        replayed = state.nodes.get(n)
-        if nodes.get(n) != (replayed[0] if replayed else None):
+        stored, replayed = nodes.get(n), state.nodes.get(n)
+        if (stored or (None,))[0] != (replayed or (None,))[0]:
             find("state", f"node {n}", "stored key differs from the registrations on the ledger")
+        elif stored and replayed and stored[1] != replayed[1]:
+            find(
+                "state",
+                f"node {n}",
+                f"stored role {stored[1]!r} but its registration gives {replayed[1]!r}",
+            )
     jobs = {
         j: JobInfo(bool(o), s, b)
         for j, o, s, b in c.execute("SELECT id, open, sender, bubble FROM jobs")
     }
     if jobs != state.jobs:
         find("state", "jobs", "stored job states differ from the job messages")
+    # Every output a message names, at its first index (replaying, nothing was persisted).
+    named = state.delta.artifacts
+    arts = dict(c.execute(f"SELECT {blob_col('hash')}, idx FROM artifacts").fetchall())
+    for h in sorted(set(arts) ^ set(named)) + sorted(h for h in arts if h in named):
+        if h not in named:
+            find("state", f"artifact {h.hex()}", "stored as declared, but no message names it")
+        elif h not in arts:
+            find("state", f"artifact {h.hex()}", f"named by message {named[h]}, but not stored")
+        elif arts[h] != named[h]:
+            find(
+                "state",
+                f"artifact {h.hex()}",
+                f"stored as first named by message {arts[h]}, but that is message {named[h]}",
+            )
 
 
 def _compare(led: Store, lv: CopyView, rep: Store, rv: CopyView, out: list[Finding]) -> None:
