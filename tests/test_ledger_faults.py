@@ -437,3 +437,23 @@ def test_a_replica_s_cached_role_or_artifact_table_edited_is_a_finding(home, cli
         ("state", "witness w1, node admin", role),
         ("state", f"artifact {'aa' * 32}", "stored as declared, but no message names it"),
     }
+
+
+def test_status_and_checkpoint_count_only_valid_cosignatures(home, cli):
+    """The head block left with one valid cosignature and another block's line stored as
+    a second: status called it final and checkpoint printed it below quorum."""
+    with Ledger.open(home, readonly=True) as led:
+        head = led.store.head().height
+        prior = led.store.cosignatures(head - 1)["w2"]
+    db = home / "ledger.db"
+    sql(db, "DELETE FROM cosignatures WHERE height=? AND witness IN ('w2', 'w3')", head)
+    sql(db, "INSERT INTO cosignatures(height, witness, line) VALUES(?, 'w2', ?)", head, prior)
+    code, out, err = cli("status", "--home", home, "--json")
+    assert code == 0, err
+    assert json.loads(out)["final_height"] == head - 1
+    code, out, err = cli("checkpoint", "--home", home)
+    assert code == 0, err
+    with Ledger.open(home, readonly=True) as led:
+        assert out == led.checkpoint(head - 1)
+    assert sum(line.startswith("— w") for line in out.splitlines()) >= 2
+    assert verify_home(home).copies["ledger"].final_height == head - 1

@@ -493,9 +493,38 @@ class Ledger:
         return None if r is None else _entry(r)
 
     def final_height(self) -> int:
+        """The last block with a quorum of valid cosignatures (every one before it too).
+
+        Read-only, the stored cosignatures are counted, and those of the block that
+        count makes final are checked against the genesis keys (a stored row is no
+        cosignature), stepping back while that block falls short.
+        """
         if self._sequencer is not None:
             return self._sequencer.final_height
-        return self.store.final_height(self.genesis.quorum)
+        h = self.store.final_height(self.genesis.quorum)
+        while h >= 0 and len(self._valid_cosignatures(h)) < self.genesis.quorum:
+            h -= 1
+        return h
+
+    def _valid_cosignatures(self, height: int) -> list[NoteSignature]:
+        """Block ``height``'s stored cosignatures that verify under the genesis keys."""
+        row = self.store.block(height)
+        try:
+            note = SignedNote.parse(row.checkpoint) if row else None
+        except ValueError:
+            note = None
+        if note is None:
+            return []
+        valid = []
+        for name, line in sorted(self.store.cosignatures(height).items()):
+            w = self.genesis.witness(name)
+            try:
+                sig = NoteSignature.parse_line(line)
+            except ValueError:
+                continue
+            if w is not None and verify_cosignature(note.body, sig, w):
+                valid.append(sig)
+        return valid
 
     def checkpoint(self, height: int | None = None) -> str:
         """The latest final checkpoint as a C2SP signed note with its valid cosignatures."""
@@ -510,14 +539,8 @@ class Ledger:
                 f"block {h}'s checkpoint in {self.store.path} is corrupt ({e}); "
                 "`bubblechain verify` says what else is"
             ) from None
-        for name, line in sorted(self.store.cosignatures(h).items()):
-            w = self.genesis.witness(name)
-            try:
-                sig = NoteSignature.parse_line(line)
-            except ValueError:
-                continue  # not a cosignature: only valid ones are shown
-            if w is not None and verify_cosignature(note.body, sig, w):
-                note = note.with_signature(sig)
+        for sig in self._valid_cosignatures(h):  # only valid ones are shown
+            note = note.with_signature(sig)
         return note.text()
 
     def inclusion_proof(self, index: int, size: int | None = None) -> dict[str, Any]:
