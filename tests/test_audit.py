@@ -523,3 +523,20 @@ def test_audit_while_another_process_appends_covers_the_final_record(trained):
     assert any(r.stats.get("in_flight", 0) > 0 for r in reports)
     after = run(home, replay="none")
     assert after.ok and "in_flight" not in after.stats
+
+
+def test_a_corrupted_partition_index_is_one_finding_at_its_commit_not_the_data_file(trained):
+    """It used to be blamed on the intact data file, once per partition, in a garbled
+    sentence ('... does not match its hash does not match its commitment: ')."""
+    home, *_ = trained
+    with Ledger.open(home, readonly=True) as led:
+        (commit,) = led.entries(kind="data.commit")
+        path = led.artifacts.path(commit.body["partitions"])
+    raw = bytearray(path.read_bytes())
+    raw[5] ^= 1
+    path.write_bytes(bytes(raw))
+    rep = run(home)
+    assert [(f.kind, f.where) for f in rep.findings] == [
+        ("artifact", f"message {commit.index} (data.commit toy v1)")
+    ]
+    assert rep.sampling["replayed"] == 0

@@ -25,6 +25,7 @@ from ..algorithms.base import MapContext, decode_arrays, hash_arrays
 from ..algorithms.registry import get as get_algorithm
 from ..artifacts import ArtifactCorrupt, ArtifactMissing
 from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
+from ..data.artifacts import load_index
 from ..data.ledger import datasets, default_dataset_name, verify_dataset
 from ..errors import Rejected, StoreError, UsageError
 from ..home import Home, resolve_home
@@ -121,6 +122,7 @@ class _Auditor:
         self._tampered: set[tuple] = set()  # (root, start, stop) found not to match
         self._cursors: dict[tuple, ReadCursor] = {}
         self._bad_artifacts: set[str] = set()  # reported once, where they were recorded
+        self._indexes: dict[str, str | None] = {}  # commitment root -> why its index is unusable
 
     def find(self, kind: str, where: str, detail: str) -> None:
         self.findings.append(Finding(kind, where, detail))
@@ -431,6 +433,17 @@ class _Auditor:
         if hit is not None:
             return hit
         _, start, stop = span
+        label = f"dataset {commitment['name']}"
+        if commitment["root"] not in self._indexes:
+            try:
+                load_index(commitment, led.artifacts.get)
+                self._indexes[commitment["root"]] = None
+            except (UsageError, ValueError) as e:
+                # The commitment's own artifacts: verify reports them, at its data.commit.
+                # Not the data file's fault, and no partition of it can be checked.
+                self._indexes[commitment["root"]] = str(e)
+        if self._indexes[commitment["root"]] is not None:
+            return None
         try:
             at = (commitment["source"], commitment["root"])
             if at not in self._cursors:  # replays in partition order read the file once
@@ -439,14 +452,16 @@ class _Auditor:
                 commitment["source"], commitment, led.artifacts, start, stop, self._cursors[at]
             )
         except PartitionTampered as e:
-            bad = e
-        except (OSError, ValueError) as e:
-            bad = PartitionTampered(f"{commitment.get('source')}: {e}", [], [], [])
+            bad = str(e)
+        except OSError as e:
+            bad = f"{commitment.get('source')}: {e.strerror or e}"
+        except ValueError as e:  # DataError names its source itself
+            bad = str(e)
         else:
             self._verified[span] = hit
             return hit
         self._tampered.add(span)
-        self.find("data", f"dataset {commitment['name']}, partition {p}", str(bad))
+        self.find("data", f"{label}, partition {p}", bad)
         return None
 
     # -- files given on the command line ------------------------------------------------------
