@@ -91,6 +91,18 @@ def test_clean_record_has_no_findings_and_writes_a_report(trained, cli, tmp_path
     assert code == 0 and json.loads(out)["ok"] is True
     page = (tmp_path / "r.html").read_text()
     assert "No findings" in page and "<polyline" in page and job in page
+    assert f"<tr><td>{data}</td><td>matches toy v1 (trained on by {job})</td></tr>" in page
+
+    # A sample: the page says how to draw it again, and each worker's odds of being caught.
+    code, out, _ = cli("audit", "--home", home, "--replay", "sample", "--sample-rate", "0.5",
+                       "--seed", "7", "--report", tmp_path / "s.html", "--json")  # fmt: skip
+    assert code == 0
+    workers = json.loads(out)["sampling"]["workers"]
+    page = (tmp_path / "s.html").read_text()
+    assert "(seed 7)." in page and "<h2>Workers</h2>" in page
+    for name, w in workers.items():
+        cells = "".join(f"<td>{p:.4g}</td>" for p in w["p_catch"].values())
+        assert f"<tr><td>{name}</td><td>{w['tasks']}</td><td>{w['replayed']}</td>{cells}" in page
 
 
 def test_data_row_changed_after_commitment(trained):

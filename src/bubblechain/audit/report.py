@@ -59,13 +59,14 @@ def render(report: dict[str, Any], title: str) -> str:
         f"<p class=muted>{report['stats']['messages']} messages, {report['stats']['jobs']} "
         f"job(s); replay {e(report['sampling']['mode'])}: {report['sampling']['replayed']} of "
         f"{report['sampling']['tasks']} map tasks re-executed. "
-        f"{e(report['sampling']['statement'])}.</p>",
+        f"{e(report['sampling']['statement'])}{_seed(report['sampling'])}.</p>",
     ]
     if rows:
         parts.append(
             f"<h2>Findings</h2><table><tr><th>kind</th><th>where</th><th>detail</th>"
             f"</tr>{rows}</table>"
         )
+    parts += _workers(report["sampling"]) + _data(report.get("data") or [])
     for job in report["jobs"]:
         jid = job["job"]  # "job-…" says it is a job; any other id is introduced as one
         intro = "" if jid.startswith("job-") else "Job "
@@ -89,6 +90,50 @@ def render(report: dict[str, Any], title: str) -> str:
         )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _seed(sampling: dict[str, Any]) -> str:
+    """The seed that reproduces the sample (``--seed``), where a sample was drawn."""
+    return f" (seed {sampling['seed']})" if sampling["mode"] == "sample" else ""
+
+
+def _workers(sampling: dict[str, Any]) -> list[str]:
+    workers = sampling.get("workers") or {}
+    if not workers:
+        return []
+    fractions = list(next(iter(workers.values()))["p_catch"])
+    head = "".join(f"<th>lied in {float(f):.0%}</th>" for f in fractions)
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{w['tasks']}</td><td>{w['replayed']}</td>"
+        + "".join(f"<td>{w['p_catch'][f]:.4g}</td>" for f in fractions)
+        + "</tr>"
+        for name, w in workers.items()
+    )
+    return [
+        "<h2>Workers</h2><p class=muted>The probability that a worker which lied in that "
+        "share of its task results would have been caught by this replay.</p>"
+        f"<table><tr><th>worker</th><th>results</th><th>re-executed</th>{head}</tr>"
+        f"{rows}</table>"
+    ]
+
+
+def _data(files: list[dict[str, Any]]) -> list[str]:
+    if not files:
+        return []
+    e = html.escape
+    rows = []
+    for r in files:
+        if "error" in r:
+            verdict = e(r["error"])
+        elif r["matches"]:
+            jobs = ", ".join(r.get("jobs") or []) or "no job"
+            verdict = f"matches {e(r['name'])} v{r['version']} (trained on by {e(jobs)})"
+        else:
+            verdict = f"<b>differs</b> from {e(str(r['name']))} v{r['version']}: see the findings"
+        rows.append(f"<tr><td>{e(r['path'])}</td><td>{verdict}</td></tr>")
+    return [
+        f"<h2>Data files</h2><table><tr><th>file</th><th>result</th></tr>{''.join(rows)}</table>"
+    ]
 
 
 def _t(us: int) -> str:
