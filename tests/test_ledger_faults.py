@@ -457,3 +457,18 @@ def test_status_and_checkpoint_count_only_valid_cosignatures(home, cli):
         assert out == led.checkpoint(head - 1)
     assert sum(line.startswith("— w") for line in out.splitlines()) >= 2
     assert verify_home(home).copies["ledger"].final_height == head - 1
+
+
+def test_status_names_a_witness_left_behind(home, cli):
+    """A replica whose cached state was edited refuses every later block; with no process
+    appending, status used to show it a block behind with no problem at all."""
+    sql(_replica(home, "w1"), "UPDATE senders SET seq=seq+5 WHERE name='admin'")
+    assert cli("note", "refused by w1", "--home", home)[0] == 0  # w2 and w3 are a quorum
+    code, out, _ = cli("status", "--home", home, "--json")
+    st = json.loads(out)
+    w1, w2 = st["witnesses"][0], st["witnesses"][1]
+    assert code == 0 and "error" not in w2
+    assert w1["error"] == (
+        f"behind: it does not hold block {st['height']} of {st['height']}; the next append "
+        "retries it, and `bubblechain verify` checks it"
+    )

@@ -369,6 +369,12 @@ class Ledger:
             return "this process"
         return appending_process(self.home.lock)
 
+    def _someone_appending(self) -> bool:
+        try:
+            return self.appending() is not None
+        except OSError:
+            return True  # cannot tell: assume so, and claim nothing
+
     def __enter__(self) -> Ledger:
         return self
 
@@ -636,6 +642,14 @@ class Ledger:
             if link is not None and (link.refusal or link.error):
                 info["error"] = link.refusal or link.error
                 info["usable"] = info["usable"] and not (link.refusal or "").startswith("unusable")
+            elif "error" not in info and head is not None and not links:
+                held = -1 if info["height"] is None else info["height"]
+                if held < head.height and not self._someone_appending():
+                    # With no process appending, a witness behind refused or failed.
+                    info["error"] = (
+                        f"behind: it does not hold block {held + 1} of {head.height}; the next "
+                        "append retries it, and `bubblechain verify` checks it"
+                    )
             witnesses.append(info)
         return {
             "home": str(self.home.root),
