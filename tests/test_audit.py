@@ -415,6 +415,35 @@ def test_audit_usage_errors(trained, cli, tmp_path):
     assert code == 2 and "--replay must be none, sample or full" in err
     code, _, err = cli("audit", "--home", home, "--genesis", tmp_path / "nope.json")
     assert code == 2 and "nope.json" in err
+    for flag in ("--data", "--model"):
+        code, out, err = cli("audit", "--home", home, flag, tmp_path / "typo.parquet")
+        assert (code, out) == (2, "")
+        assert (
+            err.strip() == f"error: {flag} {tmp_path / 'typo.parquet'}: no such file or directory"
+        )
+
+
+def test_audit_report_never_overwrites_what_it_audits(trained, cli):
+    """--report over the ledger, a committed dataset or a recorded model used to replace
+    it with the page (exit 0), leaving a home that no command could open."""
+    import hashlib
+
+    home, data, model, job = trained
+    files = [home / "ledger.db", home / "genesis.json", data, model]
+
+    def digests():
+        return [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
+
+    before = digests()
+    for target, says in [
+        (home / "ledger.db", "is inside the ledger home"),
+        (home / "genesis.json", "is inside the ledger home"),
+        (data, "the source of committed dataset 'toy'"),
+        (model, f"holds the model of job {job}"),
+    ]:
+        code, _out, err = cli("audit", "--home", home, "--replay", "none", "--report", target)
+        assert code == 2 and says in err, err
+    assert digests() == before
 
 
 def test_a_plan_that_does_not_cover_the_rows_once(tmp_path, monkeypatch):
@@ -552,3 +581,24 @@ def test_a_corrupted_partition_index_is_one_finding_at_its_commit_not_the_data_f
         ("artifact", f"message {commit.index} (data.commit toy v1)")
     ]
     assert rep.sampling["replayed"] == 0
+
+
+def test_a_corrupted_stored_message_is_verify_s_finding_and_the_audit_goes_on(trained, cli):
+    """A byte of model.final's payload flipped: audit used to stop with exit 2 and a line
+    naming no message; other commands now name it."""
+    home, *_ = trained
+    con = sqlite3.connect(home / "ledger.db", isolation_level=None)
+    idx, payload = con.execute(
+        "SELECT idx, payload FROM messages WHERE kind='model.final'"
+    ).fetchone()
+    bad = bytearray(payload)
+    bad[bad.index(b'"metric"') + 2] ^= 0xFF
+    con.execute("UPDATE messages SET payload=? WHERE idx=?", (bytes(bad), idx))
+    con.close()
+    code, out, err = cli("audit", "--home", home, "--replay", "none", "--json")
+    assert code == 1, err
+    wheres = [f["where"] for f in json.loads(out)["findings"]]
+    assert any(w.startswith(f"message {idx} (block ") for w in wheres), wheres
+    code, _out, err = cli("jobs", "--home", home)
+    assert code == 2 and err.startswith(f"error: message {idx} (block ")
+    assert "is corrupt: payload is not canonical JSON" in err

@@ -701,9 +701,14 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
             raise UsageError(f"--genesis {opts.genesis}: {e.strerror}") from None
         except ValueError as e:
             raise UsageError(f"--genesis {opts.genesis} is not a genesis file: {e}") from None
+    for flag, paths in (("--data", opts.data), ("--model", opts.models)):
+        for path in paths:  # a typo is bad input, not a finding that looks like tampering
+            if "://" not in str(path) and not Path(path).exists():
+                raise UsageError(f"{flag} {path}: no such file or directory")
     names: list[str | None] = []
     if opts.data:  # bad input is refused before the audit, not after it
         with Ledger.open(h.root, readonly=True) as led:
+            led.skip_corrupt = True  # verify reports what does not decode
             names = _data_names(led, opts)
     live = _appending(h)
     report = verify_home(h.root, genesis)
@@ -714,6 +719,7 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
     seen = report.copies.get("ledger")
     final_height = seen.final_height if seen else -1
     with Ledger.open(h.root, readonly=True) as led:
+        led.skip_corrupt = True
         final_size = _size_at(led, final_height)
         # The record as verify checked it. While another process appends (a job
         # running), what lies beyond its final blocks is on its way to the witnesses,

@@ -11,8 +11,10 @@ from rich.markup import escape
 from ..audit import AuditOptions
 from ..audit import audit as run_audit
 from ..audit.report import render
-from ..fsutil import check_writable, write_atomic
+from ..fsutil import write_atomic
+from ..ledger import Ledger
 from ..ledger.verify import Finding
+from ..training.outputs import check_output
 from .common import (
     EXIT_FINDINGS,
     EXIT_USAGE,
@@ -89,7 +91,10 @@ def audit(
         witnesses=witnesses,
     )
     if report is not None:
-        check_writable(report, "--report")  # before the audit, not after minutes of replay
+        # Before the audit, not after minutes of replay; and never over what it audits.
+        with Ledger.open(home, readonly=True) as led:
+            led.skip_corrupt = True
+            check_output(led, report, "--report", (*(data or []), *(model or [])))
     rep = run_audit(home, opts)
     d = rep.to_dict()
     if json_:

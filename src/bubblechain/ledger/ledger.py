@@ -222,6 +222,7 @@ class Ledger:
         self.artifacts = ArtifactStore(artifacts_location(home))
         self._sequencer: Sequencer | None = None
         self._witnesses: list[LocalWitness] = []
+        self.skip_corrupt = False
         self._lock: _HomeLock | None = None
         self._admin: Identity | None = None
 
@@ -491,8 +492,17 @@ class Ledger:
         return verify_home(self.home.root).findings
 
     def entries(self, kind: str | None = None, start: int = 0) -> Iterator[Entry]:
+        """The stored messages in log order. One that does not decode is an error naming
+        it, or, once `skip_corrupt` is set (audit: verify reports it), skipped."""
         for r in self.store.messages(kind=kind, start=start):
-            yield _entry(r)
+            try:
+                yield _entry(r)
+            except Rejected as e:
+                if not self.skip_corrupt:
+                    raise StoreError(
+                        f"message {r.idx} (block {r.block}) in {self.store.path} is corrupt: "
+                        f"{e}; `bubblechain verify` reports what else is"
+                    ) from None
 
     def entry(self, message_id: str) -> Entry | None:
         r = self.store.message_by_id(bytes.fromhex(message_id))
