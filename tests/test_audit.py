@@ -602,3 +602,23 @@ def test_a_corrupted_stored_message_is_verify_s_finding_and_the_audit_goes_on(tr
     code, _out, err = cli("jobs", "--home", home)
     assert code == 2 and err.startswith(f"error: message {idx} (block ")
     assert "is corrupt: payload is not canonical JSON" in err
+
+
+def test_a_job_start_made_non_canonical_is_a_finding_not_a_crash(trained, cli):
+    """One space added to job.start's payload: verify and audit crashed with a KeyError
+    (the job.end that closes a job the replay never opened)."""
+    home, *_ = trained
+    con = sqlite3.connect(home / "ledger.db", isolation_level=None)
+    idx, payload = con.execute(
+        "SELECT idx, payload FROM messages WHERE kind='job.start'"
+    ).fetchone()
+    con.execute(
+        "UPDATE messages SET payload=? WHERE idx=?", (payload.replace(b'":{', b'": {', 1), idx)
+    )
+    con.close()
+    for cmd in ("verify", "audit"):
+        code, out, err = cli(cmd, "--home", home, "--json")
+        assert code == 1, err
+        found = json.loads(out)["findings"]
+        assert any(f["where"].startswith(f"message {idx} (block ") and "malformed" in f["detail"]
+                   for f in found), found  # fmt: skip

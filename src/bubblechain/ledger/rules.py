@@ -243,11 +243,14 @@ class LedgerState:
         rule = KINDS.get(f["kind"])
         if rule is not None and f["job"] is not None and (rule.opens_job or rule.closes_job):
             job = f["job"]
+            opened = self.jobs.get(job)  # None: closing a job never opened (verify goes on)
             info = (
                 JobInfo(True, sender, f["bubble"])
-                if rule.opens_job
-                else JobInfo(False, self.jobs[job].sender, self.jobs[job].bubble)
+                if rule.opens_job or opened is None
+                else JobInfo(False, opened.sender, opened.bubble)
             )
+            if rule.closes_job:
+                info = JobInfo(False, info.sender, info.bubble)
             self.jobs[job] = info
             d.jobs[job] = (info, index)
         if f["kind"] == "node.register":
