@@ -285,6 +285,16 @@ def test_init_records_the_artifact_store_so_any_directory_finds_it(cli, tmp_path
     code, out, err = cli("init", "--home", "h2", "--artifacts", "memory://bc")
     assert code == 2 and out == "" and "an in-memory store is gone when the command ends" in err
     assert not (tmp_path / "h2").exists()
+    # Refused before anything is built (a bad URL used to leave a home init then refused).
+    (tmp_path / "afile").write_text("x")
+    for where, says in [
+        ("bogus://x", "error: artifact store bogus://x: Protocol not known: bogus"),
+        ("afile", f"error: --artifacts {tmp_path / 'afile'} is not a directory"),
+        ("/proc/x", "error: --artifacts /proc/x: cannot create files there"),
+    ]:
+        code, out, err = cli("init", "--home", "h3", "--artifacts", where)
+        assert code == 2 and out == "" and err.startswith(says), err
+        assert not (tmp_path / "h3").exists()
 
 
 def test_a_command_kept_waiting_for_the_ledger_says_by_whom(home, cli):

@@ -34,7 +34,10 @@ class ArtifactStore:
         if "://" in self.location and not self.location.startswith("file://"):
             import fsspec
 
-            self._fs, self._base = fsspec.core.url_to_fs(self.location)
+            try:
+                self._fs, self._base = fsspec.core.url_to_fs(self.location)
+            except (ValueError, ImportError) as e:  # unknown protocol, its package missing
+                raise UsageError(f"artifact store {self.location}: {e}") from None
             self.root = None
         else:
             self.root = Path(self.location.removeprefix("file://"))

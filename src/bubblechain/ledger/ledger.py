@@ -15,6 +15,7 @@ import shlex
 import shutil
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -84,7 +85,30 @@ def artifacts_location(home: Home) -> str:
         return str(home.artifacts)
     except (OSError, ValueError) as e:
         raise UsageError(f"home config {home.config} is unreadable: {e}") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("artifacts", ""), str):
+        raise UsageError(f"home config {home.config} is not an object naming the artifact store")
     return cfg.get("artifacts") or str(home.artifacts)
+
+
+def _artifacts_for_init(location: str) -> str:
+    """``init --artifacts``, checked before anything is built: a URL fsspec can open, or
+    a directory where files can be created (made if missing), kept as an absolute path
+    so that every later command finds it from wherever it runs."""
+    if "://" in location and not location.startswith("file://"):
+        ArtifactStore(location)
+        return location
+    path = Path(location.removeprefix("file://")).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--artifacts {location} is not a directory")
+    try:  # permission bits do not tell (root, read-only mounts, /proc): really try
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".bubblechain-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        why = e.strerror or e
+        raise UsageError(f"--artifacts {location}: cannot create files there ({why})") from None
+    return str(path)
 
 
 def open_store(home: Home, genesis: Genesis, *, readonly: bool) -> Store:
@@ -258,6 +282,8 @@ class Ledger:
             validate_key_name(origin)
         except ValueError as e:
             raise UsageError(f"--origin: {e}") from None
+        if artifacts:
+            artifacts = _artifacts_for_init(artifacts)
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = root.parent / f".{root.name}.init-{secrets.token_hex(4)}"
         try:
