@@ -368,3 +368,25 @@ def test_usage_error_from_the_console_script_and_bare_commands_show_help():
     assert r.returncode == 2 and r.stderr == "error: Option '--home' requires an argument\n"
     r = run_cli_process("data", "verify", "--help")
     assert r.returncode == 0 and "--version" in r.stdout
+
+
+@pytest.mark.parametrize("content", ["[]", "null", "3"])
+def test_a_genesis_or_key_file_that_is_json_but_no_object_is_one_line(home, cli, content):
+    """Valid JSON of another shape used to end in AttributeError tracebacks."""
+    bad = home.parent / "g.json"
+    bad.write_text(content)
+    code, out, err = cli("audit", "--home", home, "--genesis", bad)
+    assert code == 2 and out == "" and err.startswith(f"error: --genesis {bad} is not a genesis")
+    key = home / "keys" / "admin.key"
+    key.write_text(content)
+    code, out, err = cli("note", "x", "--home", home)
+    assert (code, out, err.strip()) == (
+        2, "", f"error: key file {key} is malformed: not a bubblechain ed25519 key file"
+    )  # fmt: skip
+
+
+def test_a_checkpoint_height_beyond_any_integer_is_one_line(home, cli):
+    code, out, err = cli("checkpoint", "--home", home, "--height", str(2**63))
+    assert (code, out) == (2, "") and err.strip() == (
+        f"error: block {2**63} is not in the ledger at {home}"
+    )

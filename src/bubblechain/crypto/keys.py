@@ -141,7 +141,10 @@ class Identity(PublicIdentity):
             )
         try:
             doc = json.loads(raw)
-            if doc.get("type") != "ed25519" or doc.get("v") != _KEY_FILE_VERSION:
+            if not isinstance(doc, dict) or (doc.get("type"), doc.get("v")) != (
+                "ed25519",
+                _KEY_FILE_VERSION,
+            ):
                 raise ValueError("not a bubblechain ed25519 key file")
             seed = base64.b64decode(doc["private"], validate=True)
             return cls(doc["name"], nacl.signing.SigningKey(seed))

@@ -74,6 +74,8 @@ class Genesis:
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Genesis:
         try:
+            if not isinstance(doc, dict):
+                raise TypeError(f"a JSON object is expected, not {type(doc).__name__}")
             if doc.get("v") != GENESIS_VERSION:
                 raise ValueError(f"unsupported genesis version {doc.get('v')!r}")
             return cls(

@@ -227,6 +227,8 @@ class Store:
         return None if row is None else BlockRow(*row)
 
     def block(self, height: int) -> BlockRow | None:
+        if not -(2**63) <= height < 2**63:  # beyond SQLite's integers: no such block
+            return None
         row = self.con.execute(
             f"SELECT {_BLOCK_COLS} FROM blocks WHERE height=?", (height,)
         ).fetchone()
