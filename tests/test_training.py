@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv
 import pyarrow.parquet as pq
 import pytest
 
@@ -1010,3 +1011,23 @@ def test_sigterm_ends_the_job_on_the_record_and_its_workers(toy, cli):
     (j,) = json.loads(cli("jobs", "--home", home, "--json")[1])
     assert (j["status"], j["reason"]) == ("failed", "terminated")
     assert verify_home(home).ok
+
+
+def test_two_predictions_into_the_same_out_file_each_write_whole(tmp_path):
+    """Two runs writing one --out shared a fixed temporary name: one reported success
+    over a file mixing both, the other failed."""
+    from bubblechain.training.predict import write_predictions
+
+    out = tmp_path / "p.csv"
+    a = [pa.table({"id": np.arange(i, i + 5), "p": np.ones(5)}) for i in range(0, 20, 5)]
+    b = [pa.table({"id": np.arange(100, 103), "p": np.zeros(3)})]
+
+    def batches_of_a():
+        for i, t in enumerate(a):
+            if i == 2:  # the other run starts and ends while this one is half-way
+                assert write_predictions(iter(b), out) == 3
+            yield t
+
+    assert write_predictions(batches_of_a(), out) == 20
+    assert pa.csv.read_csv(out).column("id").to_pylist() == list(range(20))
+    assert [p.name for p in tmp_path.iterdir()] == ["p.csv"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import sys
 import tempfile
@@ -149,7 +150,8 @@ def write_predictions(batches: Iterator[pa.Table], out: Path | None) -> int:
         return n
     out = Path(out)
     suffix = out.suffix.lower()
-    tmp = out.with_name(f".{out.name}.tmp")
+    # A name of its own: two runs writing the same --out must not share a half-written file.
+    tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
     writer = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
