@@ -560,7 +560,15 @@ def test_a_failure_after_job_start_ends_the_job_on_the_record(toy, cli):
         "--home", home,
     )  # fmt: skip
     assert code == 1 and len(err.strip().splitlines()) == 1
-    assert f"training failed: ValueError: kmeans: k={ROWS + 1} clusters but only {ROWS} rows" in err
+    (job,) = [j["job"] for j in _jobs_on(home)]
+    reason = f"ValueError: kmeans: k={ROWS + 1} clusters but only {ROWS} rows"
+    assert f"training failed (job {job}): {reason}" in err
+    # --json says which job failed, and why, on stdout (it printed nothing)
+    code, out, _ = cli("train", "--data", "toy", "--algorithm", "kmeans", "--param",
+                       f"k={ROWS + 1}", "--home", home, "--json")  # fmt: skip
+    res = json.loads(out)
+    assert code == 1 and (res["status"], res["reason"]) == ("failed", reason)
+    assert res["job"] in [j["job"] for j in _jobs_on(home)] and res["job"] != job
     # A map task that raises is not retried: it would raise again.
     t = pq.read_table(data)
     pq.write_table(t.set_column(6, "label", pa.array(np.linspace(0, 1, ROWS))), data)
@@ -578,8 +586,8 @@ def test_a_failure_after_job_start_ends_the_job_on_the_record(toy, cli):
     assert code == 2 and "which is no longer there" in err  # refused before any job starts
     code, out, _ = cli("jobs", "--home", home, "--json")
     jobs = json.loads(out)
-    assert [j["status"] for j in jobs] == ["failed"] * 2
-    assert "clusters but only" in jobs[0]["reason"] and "non-integer" in jobs[1]["reason"]
+    assert [j["status"] for j in jobs] == ["failed"] * 3
+    assert "clusters but only" in jobs[1]["reason"] and "non-integer" in jobs[2]["reason"]
     code, out, _ = cli("jobs", "--home", home)  # piped: a table with whole job ids
     assert code == 0 and all(j["job"] in out for j in jobs)
     assert "clusters but only" in out  # and, for a failed job, why it failed

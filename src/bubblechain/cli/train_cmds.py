@@ -122,7 +122,10 @@ def train(
                 on_iteration=on_iteration,
             )
         except TrainingFailed as e:
-            raise fail(f"training failed: {e}", EXIT_FINDINGS) from None
+            if json_:  # what a script needs to find the job on the record
+                emit_json({"job": e.job, "status": "failed", "reason": e.reason, **e.details})
+            where = f" (job {e.job})" if e.job else ""
+            raise fail(f"training failed{where}: {e}", EXIT_FINDINGS) from None
         progress.update(task, completed=rounds)
     if json_:
         emit_json(result.to_dict())

@@ -43,7 +43,15 @@ MAX_ATTEMPTS = 4
 
 
 class TrainingFailed(BubblechainError):
-    """The job could not complete; the ledger records why (`job.end` with status failed)."""
+    """The job could not complete; the ledger records why (`job.end` with status failed).
+
+    ``job`` is the job's id once its `job.start` was recorded (None before), and
+    ``details`` what its `job.end` records beyond the reason (the refused row ids).
+    """
+
+    def __init__(self, reason: str, job: str | None = None, details: dict | None = None):
+        super().__init__(reason)
+        self.reason, self.job, self.details = reason, job, details or {}
 
 
 @dataclass
@@ -347,7 +355,9 @@ class Coordinator:
 
     def _fail(self, reason: str, details: dict | None = None) -> None:
         """Record the failure with job.end when the job is open, then raise."""
+        job = None
         if self.bubble.state is not None:  # job.start was accepted: the job is open
+            job = self.spec["job"]
             try:
                 self.bubble_send(
                     "job.end", {"status": "failed", "reason": reason, **(details or {})}
@@ -355,7 +365,7 @@ class Coordinator:
                 self.ledger.flush()
             except Rejected as e:
                 reason += f" (job.end could not be recorded: {e})"
-        raise TrainingFailed(reason)
+        raise TrainingFailed(reason, job, details)
 
     def bubble_send(self, kind: str, body: dict, **kw: Any) -> Message:
         """Send from the coordinator bubble; if the ledger refuses, fail the job on the record."""
