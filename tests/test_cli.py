@@ -390,3 +390,12 @@ def test_a_checkpoint_height_beyond_any_integer_is_one_line(home, cli):
     assert (code, out) == (2, "") and err.strip() == (
         f"error: block {2**63} is not in the ledger at {home}"
     )
+
+
+def test_an_error_line_escapes_control_characters_of_what_it_names(home, cli, tmp_path):
+    """A file name holding an escape sequence reached the terminal raw (ESC [31m)."""
+    name = tmp_path / "\x1b[31mRED\nx.csv"
+    code, out, err = cli("data", "commit", name, "--id-column", "id", "--home", home)
+    assert code == 2 and out == ""
+    assert "\x1b" not in err and err.count("\n") == 1
+    assert "\\x1b[31mRED\\nx.csv" in err

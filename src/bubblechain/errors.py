@@ -5,6 +5,13 @@ everything that is a *finding* about the record is reported, not raised.
 """
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters (newlines, escape sequences) written as escapes:
+    every message is one line, and a file name or a byte of bad input must not steer
+    the terminal it is printed on."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text).strip()
+
+
 class BubblechainError(Exception):
     """Base of all errors this package raises on purpose."""
 

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..errors import BubblechainError, NotFinal, Rejected, Terminated, UsageError
+from ..errors import BubblechainError, NotFinal, Rejected, Terminated, UsageError, one_line
 from ..home import ENV_HOME, resolve_home
 from ..ledger import Ledger
 from ..ledger.ledger import ENV_LOCK_WAIT
@@ -62,7 +62,7 @@ def emit_json(obj: Any) -> None:
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print ``message`` as one error line (plain text: a path may hold brackets)."""
     line = Text("error:", style="bold red")
-    line.append(f" {message}")
+    line.append(f" {one_line(message)}")
     err_console.print(line, soft_wrap=True)
     return typer.Exit(code)
 

@@ -26,7 +26,7 @@ from .. import merkle
 from ..artifacts import ArtifactStore
 from ..crypto.keys import SIG_COSIGNATURE_V1, SIG_ED25519, Identity, validate_key_name
 from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
-from ..errors import NotFinal, Rejected, StoreError, UsageError
+from ..errors import NotFinal, Rejected, StoreError, UsageError, one_line
 from ..fsutil import fsync_dir, write_atomic
 from ..home import Home, resolve_home
 from ..witness.local import (
@@ -197,7 +197,7 @@ class _HomeLock:
 
 
 def _holder(fd: int) -> str:
-    text = _one_line(os.pread(fd, 1000, 0).decode(errors="replace").strip())
+    text = one_line(os.pread(fd, 1000, 0).decode(errors="replace").strip())
     return f"another process ({text})" if text else "another process"
 
 
@@ -227,12 +227,7 @@ def _whoami() -> str:
     script = Path(argv[0])
     argv[0] = f"python -m {script.parent.name}" if script.name == "__main__.py" else script.name
     since = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
-    return _one_line(f"pid {os.getpid()} since {since}: {argv[0]} {shlex.join(argv[1:])}")[:500]
-
-
-def _one_line(text: str) -> str:
-    """``text`` with control characters escaped: it is printed inside one-line messages."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text).strip()
+    return one_line(f"pid {os.getpid()} since {since}: {argv[0]} {shlex.join(argv[1:])}")[:500]
 
 
 class Ledger:
