@@ -399,3 +399,26 @@ def test_an_error_line_escapes_control_characters_of_what_it_names(home, cli, tm
     assert code == 2 and out == ""
     assert "\x1b" not in err and err.count("\n") == 1
     assert "\\x1b[31mRED\\nx.csv" in err
+
+
+def test_ctrl_c_while_the_command_still_imports_is_one_line_and_130(tmp_path):
+    """SIGINT in the first half second (numpy and pyarrow being imported) printed a
+    KeyboardInterrupt traceback from inside numpy."""
+    import subprocess
+    import sys
+
+    script = (
+        "import builtins\n"
+        "real = builtins.__import__\n"
+        "def interrupted(name, *a, **k):\n"
+        "    if name == 'numpy':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = interrupted\n"
+        "from bubblechain.cli import main\n"
+        "main()\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script, "status"], capture_output=True, text=True, timeout=120
+    )
+    assert (r.returncode, r.stdout, r.stderr) == (130, "", "error: interrupted\n")

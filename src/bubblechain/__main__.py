@@ -1,3 +1,3 @@
-from bubblechain.cli.main import main
+from bubblechain.cli import main
 
 main()
