@@ -6,6 +6,7 @@ Each test really changes the home on disk and asserts the exact finding or error
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -472,3 +473,45 @@ def test_status_names_a_witness_left_behind(home, cli):
         f"behind: it does not hold block {st['height']} of {st['height']}; the next append "
         "retries it, and `bubblechain verify` checks it"
     )
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to drop to another user"
+)
+def test_a_home_the_user_may_read_but_not_write_can_be_read(home, tmp_path):
+    """An auditor's account with read access only: every reading command failed with
+    'unreadable or corrupt: attempt to write a readonly database' (SQLite could not make
+    the WAL's shared-memory file)."""
+    import tempfile
+
+    place = Path(tempfile.mkdtemp(prefix="bubblechain-ro-"))  # /tmp: reachable by nobody
+    place.chmod(0o755)
+    home = Path(shutil.copytree(home, place / "home"))
+    for f in home.glob("ledger.db-*"):
+        f.unlink()
+    for d in [home, *home.rglob("*")]:
+        if d.is_dir():
+            d.chmod(0o555)
+        elif d.suffix != ".key":
+            d.chmod(0o444)
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reads as nobody, with the modules already loaded
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with Ledger.open(home, readonly=True) as led:
+                out = json.dumps([e.body.get("text") for e in led.entries(kind="note")])
+        except BaseException as e:  # reported to the parent
+            out = json.dumps(f"{type(e).__name__}: {e}")
+        os.write(write, out.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        got = json.loads(f.read())
+    os.waitpid(pid, 0)
+    for d in [home, *home.rglob("*")]:
+        d.chmod(0o755)
+    shutil.rmtree(place)
+    assert got == ["hello", "world"]

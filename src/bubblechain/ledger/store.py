@@ -7,6 +7,7 @@ transaction, so a crash leaves the previous block or the new one, never half.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -108,9 +109,10 @@ _MESSAGE_COLS = (
 )
 
 
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+def _connect(path: Path, *, readonly: bool, immutable: bool = False) -> sqlite3.Connection:
     if readonly:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+        con = sqlite3.connect(f"file:{path}?{flags}", uri=True, check_same_thread=False)
     else:
         con = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
@@ -164,7 +166,24 @@ class Store:
         con = None
         try:
             con = _connect(path, readonly=readonly)
-            fmt = con.execute(f"SELECT {blob_col('value')} FROM meta WHERE key='format'").fetchone()
+            query = f"SELECT {blob_col('value')} FROM meta WHERE key='format'"
+            try:
+                fmt = con.execute(query).fetchone()
+            except sqlite3.OperationalError:
+                # A home this user may read but not write (an auditor's account, a
+                # read-only mount): SQLite cannot make the WAL's shared-memory file. With
+                # no WAL left beside the file, every committed block is in the file
+                # itself and it can be read as immutable.
+                wal = sidecars[0]
+                if (
+                    not readonly
+                    or (wal.exists() and wal.stat().st_size)
+                    or os.access(path.parent, os.W_OK)
+                ):
+                    raise
+                con.close()
+                con = _connect(path, readonly=True, immutable=True)
+                fmt = con.execute(query).fetchone()
             if fmt is None or fmt[0] != STORE_FORMAT.encode():
                 raise StoreError(f"{path} is not a {STORE_FORMAT} store")
         except (sqlite3.DatabaseError, StoreError) as e:
