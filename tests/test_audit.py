@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -622,3 +623,78 @@ def test_a_job_start_made_non_canonical_is_a_finding_not_a_crash(trained, cli):
         found = json.loads(out)["findings"]
         assert any(f["where"].startswith(f"message {idx} (block ") and "malformed" in f["detail"]
                    for f in found), found  # fmt: skip
+
+
+NO_WITNESS_JOB = """
+import os, sys, time
+from bubblechain.ledger import Ledger, sequencer
+from bubblechain.training.runtime import train
+from bubblechain.witness import local
+
+def unreachable(self, block):
+    raise ConnectionError("kept from the witnesses")
+
+local.LocalWitness.add_block = unreachable
+sequencer.Sequencer.wait_final = lambda self, height, timeout=None: None
+led = Ledger.open(sys.argv[1])
+res = train(led, data="toy", algorithm="logistic", target="label", partitions=2,
+            iterations=3, engine="inline", out=sys.argv[2])
+seq = led.sequencer
+seq.seal()
+while seq.committed_height < seq.height:  # stored, never cosigned
+    time.sleep(0.01)
+os._exit(0)
+"""
+
+
+def test_a_model_whose_model_final_is_not_final_is_a_finding_even_while_the_home_is_held(
+    tmp_path,
+):
+    """A whole job kept from the witnesses: its model must not pass, also when a process
+    holds the home's lock (the audit then took the job for one in flight: no finding)."""
+    import fcntl
+    import subprocess
+    import sys
+
+    home, _ = committed_toy(tmp_path)
+    model = tmp_path / "kept.model"
+    script = tmp_path / "kept.py"
+    script.write_text(NO_WITNESS_JOB)
+    r = subprocess.run([sys.executable, script, home, model], capture_output=True, text=True,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0 and model.exists(), r.stderr
+    with Ledger.open(home, readonly=True) as led:
+        (final,) = led.entries(kind="model.final")
+        assert final.block > led.final_height()
+    detail = f"its model.final (message {final.index}, block {final.block}) is not final"
+    for held in (False, True):
+        fd = os.open(home / "ledger.lock", os.O_RDWR)
+        if held:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            rep = run(home, models=[model], replay="none")
+        finally:
+            os.close(fd)
+        found = [f for f in rep.findings if f.kind == "model"]
+        assert [(f.where, f.detail.split(":")[0]) for f in found] == [(str(model), detail)]
+
+
+def test_a_malformed_block_header_does_not_hide_the_jobs_from_the_audit(trained):
+    """With verify's replay stopped by a bad header, the audit used to see no job at all
+    and lost the finding on a tampered artifact in the final blocks."""
+    home, *_ = trained
+    with Ledger.open(home, readonly=True) as led:
+        (rec,) = collect_jobs(led.entries())[0]
+        victim = next(iter(rec.results.values()))
+        path = led.artifacts.path(victim.fields["state"])
+        head = led.store.head().height
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 1
+    path.write_bytes(bytes(raw))
+    con = sqlite3.connect(home / "ledger.db", isolation_level=None)
+    con.execute("UPDATE blocks SET header='garbage' WHERE height=?", (head,))
+    con.close()
+    rep = run(home, replay="none")
+    assert rep.stats["jobs"] == 1
+    assert any(f.kind == "artifact" and f"message {victim.index} (task.result" in f.where
+               for f in rep.findings)  # fmt: skip

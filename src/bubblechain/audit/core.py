@@ -465,7 +465,10 @@ class _Auditor:
         return None
 
     # -- files given on the command line ------------------------------------------------------
-    def models(self, led: Ledger) -> None:
+    def models(self, led: Ledger, final_height: int) -> None:
+        """Each model file against the `model.final` that records it, which must be final:
+        one that no witness quorum vouches for (kept from the witnesses, or still in
+        flight) vouches for nothing."""
         finals = {e.body.get("model_hash"): e for e in led.entries(kind="model.final")}
         for path in self.opts.models:
             try:  # hashed before anything in it is parsed: see check_model
@@ -473,6 +476,14 @@ class _Auditor:
                 e = finals.get(digest)
                 if e is None:
                     self.find("model", str(path), f"sha256 {digest[:16]}… matches no model.final")
+                    continue
+                if e.block > final_height:
+                    self.find(
+                        "model",
+                        str(path),
+                        f"its model.final (message {e.index}, block {e.block}) is not final: "
+                        "no witness quorum vouches for it",
+                    )
                     continue
                 params, _ = parse_model(data, path)
             except UsageError as err:
@@ -725,9 +736,9 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
         # running), what lies beyond its final blocks is on its way to the witnesses,
         # not pending for good: the audit covers the final record and counts the rest.
         live = live or _appending(h)
-        stop = final_size if live else (seen.size if seen else None)
+        stop = final_size if live else None
         records, _ = collect_jobs(_decodable(led, stop=stop))
-        for e in () if live else _decodable(led, final_size, stop):
+        for e in () if live else _decodable(led, final_size):
             if e.block > final_height and e.fields["job"] is None:  # a job's: just below
                 a.find(
                     "pending",
@@ -750,7 +761,7 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
                     "job", job_label(rec.job), f"its record is malformed: {type(e).__name__}: {e}"
                 )
                 jobs.append({"job": rec.job})
-        a.models(led)
+        a.models(led, final_height)
         data = a.data_files(led, names, records)
         if opts.witnesses:
             a.witness_heads(led)
