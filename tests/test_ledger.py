@@ -539,3 +539,39 @@ def test_training_kinds_refuse_fields_readers_cannot_use(kind, body, error):
 
     with pytest.raises(Rejected, match=re.escape(error)):
         KINDS[kind].check_body(body)
+
+
+def test_a_signal_inside_a_block_cut_is_raised_after_it_and_the_ledger_goes_on(home, monkeypatch):
+    """SIGTERM landing while a block is cut (between signing its checkpoint and queueing it)
+    used to leave the tree, the state and the heights out of step: no later block could
+    be cosigned. It now ends the call once the block is whole."""
+    import signal
+
+    from bubblechain.cli.main import _on_signal
+    from bubblechain.errors import Terminated
+    from bubblechain.ledger import sequencer
+
+    real_sign = sequencer.sign_note
+
+    def sign_then_signalled(body, identity):
+        sig = real_sign(body, identity)
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs at the next bytecode
+        return sig
+
+    old = signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        with Ledger.open(home) as led:
+            led.append("note", {"text": "before"})
+            monkeypatch.setattr(sequencer, "sign_note", sign_then_signalled)
+            with pytest.raises(Terminated):
+                led.seal()
+            monkeypatch.setattr(sequencer, "sign_note", real_sign)
+            led.flush(timeout=30)
+            led.append("note", {"text": "after"})
+            led.flush(timeout=30)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert verify_home(home).ok
+    with Ledger.open(home, readonly=True) as led:
+        texts = [e.body["text"] for e in led.entries(kind="note")]
+    assert texts[-2:] == ["before", "after"]

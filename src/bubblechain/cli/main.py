@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import Terminated
+from ..interrupts import interrupt
 from . import audit_cmds, data_cmds, ledger_cmds, train_cmds
 from .common import EXIT_USAGE, fail
 
@@ -93,11 +94,15 @@ def _root(
     """Tamper-evident machine learning."""
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
-    raise Terminated()
+def _on_signal(signum: int, frame: Any) -> None:
+    if signum == signal.SIGTERM:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        interrupt(Terminated())
+    else:
+        interrupt(KeyboardInterrupt())
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     app()

@@ -20,6 +20,7 @@ from typing import Any
 from ..crypto.keys import Identity
 from ..crypto.note import NoteSignature, SignedNote, sign_note, verify_cosignature
 from ..errors import BubblechainError, NotFinal, WitnessRefusal
+from ..interrupts import deferred, raise_pending
 from ..witness.base import Witness
 from .block import Block, checkpoint_for, header_hash, make_header
 from .message import Message, now_us
@@ -143,12 +144,13 @@ class Sequencer:
         """Validate `message` and give it the next log index, or raise `Rejected`."""
         with self._lock:
             self._raise_if_failed()
-            index = self.state.accept(message, verify_sig=verify_sig)
-            leaf = message.leaf
-            self.tree.append(leaf)
-            if not self._pending:
-                self._pending_since = time.monotonic()
-            self._pending.append((message, leaf))
+            with deferred():  # the state, the tree and the pending list move together
+                index = self.state.accept(message, verify_sig=verify_sig)
+                leaf = message.leaf
+                self.tree.append(leaf)
+                if not self._pending:
+                    self._pending_since = time.monotonic()
+                self._pending.append((message, leaf))
             if len(self._pending) >= self.block_size:
                 self._seal()
             return index
@@ -166,8 +168,13 @@ class Sequencer:
                 self._raise_if_unreachable()
                 if self._closing:
                     raise NotFinal("the ledger is closing")
+                raise_pending()  # nothing of this block is cut yet
                 self._progress.wait(0.5)
         self._raise_if_failed()
+        with deferred():  # waiting above may be interrupted; cutting the block may not
+            self._cut()
+
+    def _cut(self) -> None:
         pending, self._pending = self._pending, []
         height = self.height + 1
         first = self.state.size - len(pending)

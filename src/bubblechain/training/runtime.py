@@ -28,6 +28,7 @@ from ..crypto.keys import Identity
 from ..data.encoding import NUMERIC_KINDS
 from ..data.ledger import find_commitment
 from ..errors import BubblechainError, Rejected, UsageError
+from ..interrupts import deferred
 from ..ledger import Ledger, Message
 from . import blas
 from . import tasks as tasks_mod
@@ -370,9 +371,10 @@ class Coordinator:
     def bubble_send(self, kind: str, body: dict, **kw: Any) -> Message:
         """Send from the coordinator bubble; if the ledger refuses, fail the job on the record."""
         state, seq = self.bubble.state, self.bubble.signer.next_seq
-        msg = self.bubble.send(kind, body, **kw)
         try:
-            self.ledger.submit(msg)
+            with deferred():  # signed and recorded, or neither: the job.end that follows
+                msg = self.bubble.send(kind, body, **kw)  # an interrupt needs the next seq
+                self.ledger.submit(msg)
         except Rejected as e:
             self.bubble.state, self.bubble.signer.next_seq = state, seq
             if kind == "job.end":
