@@ -502,8 +502,10 @@ local.LocalWitness.add_block = unreachable
 Ledger.flush = lambda self, timeout=None: 0  # returns without waiting for the witnesses
 led = Ledger.open(sys.argv[1])
 commit_dataset(led, sys.argv[2], "id", name="toy")
-led.seal()
-time.sleep(1.0)  # the block is stored, then the process is gone before it is final
+seq = led.sequencer
+seq.seal()
+while seq.committed_height < seq.height:  # stored, then gone before it is final
+    time.sleep(0.01)
 os._exit(0)
 """
 
@@ -698,3 +700,33 @@ def test_a_malformed_block_header_does_not_hide_the_jobs_from_the_audit(trained)
     assert rep.stats["jobs"] == 1
     assert any(f.kind == "artifact" and f"message {victim.index} (task.result" in f.where
                for f in rep.findings)  # fmt: skip
+
+
+def test_a_commit_left_awaiting_cosignatures_is_final_before_the_next_gets_its_version(
+    trained, tmp_path, monkeypatch
+):
+    """The next writer finalises an earlier process's commit while it runs: counting only
+    final commits, a new commit took the same version as that one."""
+    import subprocess
+    import sys
+
+    from bubblechain.data.ledger import datasets
+    from bubblechain.witness import local
+
+    home, data, _, _ = trained
+    script = tmp_path / "rogue.py"
+    script.write_text(ROGUE)
+    r = subprocess.run([sys.executable, script, home, data], capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    real = local.LocalWitness.add_block
+
+    def far(self, block):  # a remote witness's round trip
+        time.sleep(0.3)
+        return real(self, block)
+
+    monkeypatch.setattr(local.LocalWitness, "add_block", far)
+    with Ledger.open(home) as led:
+        assert commit_dataset(led, data, "id", name="toy")["version"] == 3
+    with Ledger.open(home, readonly=True) as led:
+        assert [d["version"] for d in datasets(led)] == [1, 2, 3]

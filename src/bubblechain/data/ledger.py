@@ -128,6 +128,9 @@ def commit_dataset(
     path = source_path(data)
     if path is not None:
         body["source"] = path
+    # Versions count final commits: one left awaiting cosignatures by an earlier process
+    # is final (or refused) first, so that no two commits get the same version.
+    ledger.flush()
     body["version"] = _latest_version(ledger, body["name"]) + 1
     if progress is not None:
         progress(PHASE_RECORD, body["rows"], None)
