@@ -117,16 +117,18 @@ def merge_moments(
 # --- labels: discovered through map/reduce, never by a global pass -------------
 
 
-def as_labels(y: Any) -> np.ndarray:
+def as_labels(y: Any, *, checked: bool = False) -> np.ndarray:
     """Labels as a 1-d array of a fixed-width dtype (object arrays become strings).
 
     A missing label (None, NaN, pandas' NA) is an error naming its positions: it
-    would otherwise become a class of its own ('None', 'nan', '<NA>').
+    would otherwise become a class of its own ('None', 'nan', '<NA>'). ``checked``:
+    the rows were already refused if they had one (a map task's verified partition,
+    read every round: the check is a Python call per row of an object array).
     """
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be one-dimensional, got shape {y.shape}")
-    missing = missing_rows(y)
+    missing = () if checked else missing_rows(y)
     if len(missing):
         raise ValueError(f"y (the target) is missing at positions {show_rows(missing)}")
     if y.dtype == object:
@@ -217,10 +219,14 @@ def encode_labels(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 def require_y(y: Any, name: str) -> np.ndarray:
-    """y as labels; a supervised algorithm without a target is a usage error."""
+    """y as labels; a supervised algorithm without a target is a usage error.
+
+    For the algorithms' own steps, whose rows were refused upstream if a label was
+    missing (a map task's verified partition, an estimator's checked y).
+    """
     if y is None:
         raise ValueError(f"algorithm {name!r} is supervised: y (the target) is required")
-    return as_labels(y)
+    return as_labels(y, checked=True)
 
 
 # --- inputs and hyperparameters -------------------------------------------------
