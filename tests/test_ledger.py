@@ -331,7 +331,9 @@ def test_a_bubble_belongs_to_its_first_sender(led):
 
 def test_roles_are_enforced_per_kind(led):
     w = worker(led)
-    body = {"name": "toy", "root": "00" * 32, "rows": 0, "schema_hash": "00" * 32}
+    body = {"name": "toy", "root": "00" * 32, "rows": 0, "schema_hash": "00" * 32,
+            "partitions": "00" * 32, "partition_rows": 1,
+            "schema": {"id_column": "id", "columns": []}}  # fmt: skip
     with pytest.raises(Rejected, match=r"data\.commit needs a node with role admin or data-owner"):
         led.submit(Message.create(w, "data.commit", body, seq=1))
     led.append("data.commit", body)  # the admin may
@@ -512,12 +514,17 @@ def test_verify_while_another_process_appends_finds_nothing(home):
         ({"rows": -1}, "body field 'rows' must be a non-negative integer"),
         ({"name": ""}, "data.commit name must not be empty"),
         ({"version": "2"}, "body field 'version' must be a version number"),
+        ({"partitions": None}, "body field 'partitions' must be a lowercase hex SHA-256"),
+        ({"partition_rows": "2"}, "body field 'partition_rows' must be a non-negative"),
+        ({"schema": {"columns": []}}, "data.commit schema must name its id column"),
     ],
 )
 def test_a_data_commit_whose_fields_readers_cannot_use_is_rejected(led, body, error):
     """Signed by the admin and well formed, but with a field of the wrong type: it used to
     be accepted and then crash `data list` and `audit --data` (TypeError)."""
-    good = {"name": "d", "root": "ab" * 32, "rows": 3, "schema_hash": "cd" * 32}
+    good = {"name": "d", "root": "ab" * 32, "rows": 3, "schema_hash": "cd" * 32,
+            "partitions": "ef" * 32, "partition_rows": 2,
+            "schema": {"id_column": "id", "columns": []}}  # fmt: skip
     led.append("data.commit", good)
     with pytest.raises(Rejected, match=re.escape(error)):
         led.append("data.commit", {**good, **body})
@@ -528,6 +535,7 @@ def test_a_data_commit_whose_fields_readers_cannot_use_is_rejected(led, body, er
     [
         ("model.final", {"model_hash": ["a"]}, "'model_hash' must be a lowercase hex"),
         ("model.final", {"model_hash": H, "value": "0.9"}, "'value' must be a number"),
+        ("model.final", {"model_hash": H, "metric": "r2"}, "names a metric and its value"),
         ("job.end", {"status": "ok"}, "job.end status must be 'succeeded' or 'failed'"),
         ("job.end", {"status": "failed", "reason": 3}, "'reason' must be text"),
         ("task.retry", {"partition": "0", "attempt": 1}, "'partition' must be a non-negative"),

@@ -93,7 +93,15 @@ def _check_data_commit(body: dict[str, Any]) -> None:
         raise Rejected("data.commit name must not be empty")
     _hash(body, "root")
     _hash(body, "schema_hash")
-    _ints("rows")(body)
+    _hash(body, "partitions")  # the partition index every check of the data reads
+    _ints("rows", "partition_rows")(body)
+    schema = body.get("schema")
+    if not (
+        isinstance(schema, dict)
+        and isinstance(schema.get("id_column"), str)
+        and isinstance(schema.get("columns"), list)
+    ):
+        raise Rejected("data.commit schema must name its id column and list its columns")
     _optional(body, "source", str, "a path or URL")
     _optional(body, "version", int, "a version number")
 
@@ -104,6 +112,10 @@ def _check_model_final(body: dict[str, Any]) -> None:
         _hash(body, "params")
     _optional(body, "metric", str, "a metric name")
     _optional(body, "value", (int, float), "a number")
+    if ("metric" in body) != ("value" in body) or (body.get("metric") is None) != (
+        body.get("value") is None
+    ):
+        raise Rejected("model.final names a metric and its value, or neither")
     _optional(body, "path", str, "a path")
     _optional(body, "iterations", int, "a number of rounds")
     _optional(body, "rounds", int, "a number of rounds")
