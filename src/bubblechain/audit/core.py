@@ -32,7 +32,8 @@ from ..home import Home, resolve_home
 from ..ledger import Ledger, Message
 from ..ledger.block import parse_header
 from ..ledger.genesis import Genesis, read_genesis
-from ..ledger.ledger import Entry, appending_process
+from ..ledger.ledger import Entry
+from ..ledger.lock import is_appending
 from ..ledger.store import Store
 from ..ledger.verify import Finding, verify_home
 from ..training import blas
@@ -673,13 +674,6 @@ def _resolved(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
-def _appending(home: Home) -> bool:
-    try:
-        return appending_process(home.lock) is not None
-    except OSError:  # the lock cannot be read here
-        return False
-
-
 def _size_at(led: Ledger, height: int) -> int:
     """Messages in the log up to block ``height`` (0 if its header cannot say: the
     verifier reports that)."""
@@ -721,7 +715,7 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
         with Ledger.open(h.root, readonly=True) as led:
             led.skip_corrupt = True  # verify reports what does not decode
             names = _data_names(led, opts)
-    live = _appending(h)
+    live = is_appending(h.lock, unknown=False)
     report = verify_home(h.root, genesis)
     genesis = genesis or read_genesis(h)
     a = _Auditor(h, genesis, opts)
@@ -735,7 +729,7 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
         # The record as verify checked it. While another process appends (a job
         # running), what lies beyond its final blocks is on its way to the witnesses,
         # not pending for good: the audit covers the final record and counts the rest.
-        live = live or _appending(h)
+        live = live or is_appending(h.lock, unknown=False)
         stop = final_size if live else None
         records, _ = collect_jobs(_decodable(led, stop=stop))
         for e in () if live else _decodable(led, final_size):

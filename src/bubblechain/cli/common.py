@@ -21,7 +21,7 @@ from rich.text import Text
 from ..errors import BubblechainError, NotFinal, Rejected, Terminated, UsageError, one_line
 from ..home import ENV_HOME, resolve_home
 from ..ledger import Ledger
-from ..ledger.ledger import ENV_LOCK_WAIT
+from ..ledger.lock import ENV_LOCK_WAIT
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 EXIT_PIPE = 128 + signal.SIGPIPE  # as a shell reports a program SIGPIPE ended

@@ -188,6 +188,7 @@ def predict(
 
 
 def _jobs(led: Ledger) -> list[dict[str, Any]]:
+    appending = _appending(led)  # asked before and after reading: a job may end between
     jobs: dict[str, dict[str, Any]] = {}
     for e in led.entries():
         job = e.fields.get("job")
@@ -220,7 +221,7 @@ def _jobs(led: Ledger) -> list[dict[str, Any]]:
             if e.body.get("reason"):
                 j["reason"] = e.body["reason"]
     open_jobs = [j for j in jobs.values() if j["status"] == "running"]
-    if open_jobs and _appending(led) is None:
+    if open_jobs and appending is None and _appending(led) is None:
         for j in open_jobs:
             j["status"] = "abandoned"
             j["reason"] = ABANDONED
