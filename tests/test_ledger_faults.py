@@ -372,6 +372,11 @@ def test_a_ledger_restored_behind_its_witnesses_refuses_to_append_at_once(home, 
     )
     assert head_of(home / "ledger.db") == before
     assert ("replica", f"block {lost}") in {(f.kind, f.where) for f in verify_home(home).findings}
+    code, out, _ = cli("status", "--home", home, "--json")  # said nothing was wrong
+    assert code == 0 and all(
+        w["error"].startswith(f"ahead: it holds block {lost}, beyond this ledger's head {head}")
+        for w in json.loads(out)["witnesses"]
+    )
 
 
 def _replica(home: Path, name: str) -> Path:

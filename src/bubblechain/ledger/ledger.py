@@ -235,6 +235,7 @@ class Ledger:
         led = cls(h, genesis, store, readonly=readonly)
         if readonly:
             return led
+        reader = None
         try:
             wait = lock_wait_seconds() if lock_timeout is None else lock_timeout
             led._lock = HomeLock(h.lock, wait, on_lock_wait)
@@ -255,9 +256,10 @@ class Ledger:
                 by_name.get(w.name) or UnusableWitness(w.name, unusable[w.name])
                 for w in genesis.witnesses
             ]
+            reader = Store.open(h.store, readonly=True)
             led._sequencer = Sequencer(
                 store,
-                Store.open(h.store, readonly=True),
+                reader,
                 seq_id,
                 witnesses,
                 block_size=block_size,
@@ -265,6 +267,8 @@ class Ledger:
                 before_commit=led._sync_artifacts,
             )
         except BaseException:
+            if reader is not None and led._sequencer is None:  # the sequencer never took it
+                reader.close()
             led._release()
             raise
         return led
@@ -560,12 +564,19 @@ class Ledger:
             if link is not None and (link.refusal or link.error):
                 info["error"] = link.refusal or link.error
                 info["usable"] = info["usable"] and not (link.refusal or "").startswith("unusable")
-            elif "error" not in info and head is not None and not links:
+            elif "error" not in info and not links:
                 held = -1 if info["height"] is None else info["height"]
-                if held < head.height and not self._someone_appending():
+                top = head.height if head is not None else -1
+                if held > top:  # never in a crash: the ledger is stored before any witness
+                    info["error"] = (
+                        f"ahead: it holds block {held}, beyond this ledger's head {top}: the "
+                        "ledger lost blocks the witnesses cosigned (restored from an older "
+                        "copy?); `bubblechain verify` names them"
+                    )
+                elif held < top and not self._someone_appending():
                     # With no process appending, a witness behind refused or failed.
                     info["error"] = (
-                        f"behind: it does not hold block {held + 1} of {head.height}; the next "
+                        f"behind: it does not hold block {held + 1} of {top}; the next "
                         "append retries it, and `bubblechain verify` checks it"
                     )
             witnesses.append(info)
