@@ -727,3 +727,25 @@ def test_a_commit_left_awaiting_cosignatures_is_final_before_the_next_gets_its_v
         assert commit_dataset(led, data, "id", name="toy")["version"] == 3
     with Ledger.open(home, readonly=True) as led:
         assert [d["version"] for d in datasets(led)] == [1, 2, 3]
+
+
+def test_an_artifact_two_identical_jobs_recorded_is_a_finding_in_each(trained, tmp_path):
+    """A rerun records the very same partials; a corrupted one was reported for the first
+    job only, and the second's replay skipped it without a word."""
+    home, *_ = trained
+    with Ledger.open(home) as led:
+        train(led, data="toy", algorithm="logistic", target="label", partitions=4,
+              engine="inline", out=tmp_path / "again.model")  # fmt: skip
+    with Ledger.open(home, readonly=True) as led:
+        recs = collect_jobs(led.entries())[0]
+        first = next(iter(recs[0].results.values()))
+        digest = first.fields["state"]
+        path = led.artifacts.path(digest)
+    recorders = [e for r in recs for e in r.results.values() if e.fields["state"] == digest]
+    assert len({e.fields["job"] for e in recorders}) == 2
+    raw = bytearray(path.read_bytes())
+    raw[0] ^= 1
+    path.write_bytes(bytes(raw))
+    rep = run(home, replay="full")
+    bad = {f.where.split(",")[0] for f in rep.findings if f.kind == "artifact"}
+    assert bad == {f"message {e.index} (task.result" for e in recorders}

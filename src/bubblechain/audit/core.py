@@ -122,25 +122,30 @@ class _Auditor:
         self._data_cache: dict[tuple, tuple | UnusableValues] = {}  # + (features, target)
         self._tampered: set[tuple] = set()  # (root, start, stop) found not to match
         self._cursors: dict[tuple, ReadCursor] = {}
-        self._bad_artifacts: set[str] = set()  # reported once, where they were recorded
-        self._indexes: dict[str, str | None] = {}  # commitment root -> why its index is unusable
+        self._bad_artifacts: dict[str, str] = {}  # digest -> the finding, where recorded
+        self._indexes: dict[str, str | None] = {}  # partition index -> why it is unusable
 
     def find(self, kind: str, where: str, detail: str) -> None:
         self.findings.append(Finding(kind, where, detail))
 
     # -- artifacts -----------------------------------------------------------------------
-    def artifact(self, led: Ledger, digest: str, where: str) -> bytes | None:
-        """The artifact's bytes, checked against its hash; None (and one finding, at the
-        first ``where`` it was asked for: the message that recorded it) if unusable."""
+    def artifact(
+        self, led: Ledger, digest: str, where: str, *, recorded: bool = False
+    ) -> bytes | None:
+        """The artifact's bytes, checked against its hash; None if unusable, with a
+        finding at each message that ``recorded`` it (its reads are not reported again)."""
         if digest in self._bad_artifacts:
+            if recorded:
+                self.find("artifact", where, self._bad_artifacts[digest])
             return None
         try:
             return led.artifacts.get(digest)
         except ArtifactMissing:
-            self.find("artifact", where, f"artifact {digest} is missing from the store")
+            detail = f"artifact {digest} is missing from the store"
         except ArtifactCorrupt:
-            self.find("artifact", where, f"artifact {digest} does not match its hash")
-        self._bad_artifacts.add(digest)
+            detail = f"artifact {digest} does not match its hash"
+        self.find("artifact", where, detail)
+        self._bad_artifacts[digest] = detail
         return None
 
     def arrays(self, led: Ledger, digest: str, where: str) -> dict | None:
@@ -177,7 +182,8 @@ class _Auditor:
         for e in rec.messages:  # every artifact read and hashed, whatever replay reads
             for h in e.fields["outputs"]:
                 if h != model:
-                    self.artifact(led, h, f"message {e.index} ({e.kind}, {job_label(rec.job)})")
+                    where = f"message {e.index} ({e.kind}, {job_label(rec.job)})"
+                    self.artifact(led, h, where, recorded=True)
         if rec.commit is None:
             self.find("data", where, "job.start names a data.commit that is not on the ledger")
         else:
@@ -435,15 +441,16 @@ class _Auditor:
             return hit
         _, start, stop = span
         label = f"dataset {commitment['name']}"
-        if commitment["root"] not in self._indexes:
+        index = commitment["partitions"]
+        if index not in self._indexes:
             try:
                 load_index(commitment, led.artifacts.get)
-                self._indexes[commitment["root"]] = None
+                self._indexes[index] = None
             except (UsageError, ValueError) as e:
                 # The commitment's own artifacts: verify reports them, at its data.commit.
                 # Not the data file's fault, and no partition of it can be checked.
-                self._indexes[commitment["root"]] = str(e)
-        if self._indexes[commitment["root"]] is not None:
+                self._indexes[index] = str(e)
+        if self._indexes[index] is not None:
             return None
         try:
             at = (commitment["source"], commitment["root"])
