@@ -290,7 +290,11 @@ def test_init_records_the_artifact_store_so_any_directory_finds_it(cli, tmp_path
     for where, says in [
         ("bogus://x", "error: artifact store bogus://x: Protocol not known: bogus"),
         ("afile", f"error: --artifacts {tmp_path / 'afile'} is not a directory"),
-        ("/proc/x", "error: --artifacts /proc/x: cannot create files there"),
+        *(
+            [("/proc/x", "error: --artifacts /proc/x: cannot create files there")]
+            if Path("/proc/self").is_dir()
+            else []
+        ),  # no files can be made under /proc
     ]:
         code, out, err = cli("init", "--home", "h3", "--artifacts", where)
         assert code == 2 and out == "" and err.startswith(says), err
