@@ -142,6 +142,21 @@ def test_csv_later_zero_padded_number_is_a_clear_error(tmp_path: Path) -> None:
         commit(path, id_column="id", store=MemoryStore(), batch_rows=1000)
 
 
+def test_csv_integers_a_float_cannot_keep_are_refused_unless_quoted(tmp_path: Path) -> None:
+    """Arrow reads integers beyond int64 as floats, keeping 16 digits: two files that
+    differ in the last digits committed to the same root and verified as each other."""
+    path = tmp_path / "acct.csv"
+    path.write_text("id,acct\n1,5\n2,12345678901234567891\n")
+    message = f"^{path}: cannot read CSV file: column 'acct' holds the integer 12345678901234567891"
+    with pytest.raises(DataError, match=message):
+        commit(path, id_column="id", store=MemoryStore())
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('id,acct\n1,"5"\n2,"12345678901234567891"\n')
+    other = tmp_path / "other.csv"
+    other.write_text('id,acct\n1,"5"\n2,"12345678901234567890"\n')
+    assert root_of(quoted) != root_of(other)
+
+
 def test_arrow_ipc_file_and_stream(tmp_path: Path, expected_root: str) -> None:
     path = tmp_path / "t.feather"
     feather.write_feather(table(), path, chunksize=9)

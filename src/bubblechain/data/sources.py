@@ -299,7 +299,14 @@ def _number_column(
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         out, ok = None, np.zeros(0, bool)
     if out is not None and ok.all():
-        return out
+        lost = _inexact_integer(text, out) if pa.types.is_floating(t) else None
+        if lost is None:
+            return out
+        raise DataError(
+            f"{label}: cannot read CSV file: column {name!r} holds the integer {lost}, "
+            "which a float cannot keep exactly (a change to it could go unseen): quote the "
+            "column's values to read them as text"
+        )
     value = text[int(np.argmin(ok))].as_py() if len(ok) else _first_unreadable(text, t)
     kind = "int" if pa.types.is_integer(t) else "float"
     if inferred:
@@ -307,6 +314,17 @@ def _number_column(
     else:
         why = f"is read as {kind} here but holds"
     raise DataError(f"{label}: cannot read CSV file: column {name!r} {why} {value!r}")
+
+
+def _inexact_integer(text: pa.Array, floats: pa.Array) -> str | None:
+    """The first integer written in ``text`` that its float in ``floats`` does not equal
+    (Arrow reads an integer beyond int64 as a float, keeping 16 digits of it)."""
+    long = pc.match_substring_regex(text, r"^[+-]?[0-9]{16,}$")
+    for i in np.flatnonzero(long.to_numpy(zero_copy_only=False)):
+        written = text[int(i)].as_py()
+        if int(written) != int(floats[int(i)].as_py()):
+            return written
+    return None
 
 
 def _first_unreadable(text: pa.Array, t: pa.DataType) -> Any:
