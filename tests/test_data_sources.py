@@ -157,6 +157,18 @@ def test_csv_integers_a_float_cannot_keep_are_refused_unless_quoted(tmp_path: Pa
     assert root_of(quoted) != root_of(other)
 
 
+def test_a_parquet_directory_whose_files_differ_in_columns_is_refused(tmp_path: Path) -> None:
+    """Arrow takes a directory's schema from one file: a column only in another was left
+    out of the commitment, and a change to it verified as exact."""
+    d = tmp_path / "dd"
+    d.mkdir()
+    pq.write_table(pa.table({"id": [1, 2], "x": [1.0, 2.0]}), d / "part-0.parquet")
+    pq.write_table(pa.table({"id": [3, 4], "x": [3.0, 4.0], "label": [0, 1]}), d / "part-1.parquet")
+    message = f"^{d}: its files do not share one schema: {d / 'part-1.parquet'} has columns 'label'"
+    with pytest.raises(DataError, match=message):
+        commit(d, id_column="id", store=MemoryStore())
+
+
 def test_arrow_ipc_file_and_stream(tmp_path: Path, expected_root: str) -> None:
     path = tmp_path / "t.feather"
     feather.write_feather(table(), path, chunksize=9)

@@ -141,6 +141,7 @@ def _open_parquet_dir(path: Path, batch_rows: int) -> Source:
         raise DataError(f"{label}: not a readable Parquet dataset: {_reason(exc)}") from None
     if not dataset.files:
         raise DataError(f"{label}: directory holds no Parquet files")
+    _same_schema(dataset, label)
 
     def batches(columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
         yield from dataset.to_batches(columns=columns, batch_size=batch_rows)
@@ -175,6 +176,40 @@ def _hive_dataset(pds: Any, path: Path) -> Any:
     # Fragments (each with its partition values) in path order, whatever the listing's.
     fragments = sorted(found.get_fragments(), key=lambda f: f.path)
     return pds.FileSystemDataset(fragments, found.schema, found.format, found.filesystem)
+
+
+def _same_schema(dataset: Any, label: str) -> None:
+    """Refuse files whose columns differ from the dataset's, which Arrow takes from one
+    file: a column only in another file would be left out of the commitment, unseen."""
+    want = {f.name: f.type for f in dataset.schema}
+    for fragment in dataset.get_fragments():
+        try:
+            have = {f.name: f.type for f in fragment.physical_schema}
+        except _ARROW_ERRORS as exc:
+            why = _reason(exc)
+            raise DataError(f"{fragment.path}: not a readable Parquet file: {why}") from None
+        have.update((k, want[k]) for k in want if k not in have and _is_key(fragment, k))
+        if have == want:
+            continue
+        extra = sorted(set(have) - set(want))
+        missing = sorted(set(want) - set(have))
+        retyped = sorted(k for k in set(have) & set(want) if have[k] != want[k])
+        what = "; ".join(
+            f"{name} {', '.join(map(repr, cols))}"
+            for name, cols in (("has columns", extra), ("lacks", missing), ("retypes", retyped))
+            if cols
+        )
+        raise DataError(
+            f"{label}: its files do not share one schema: {fragment.path} {what} "
+            "(commit them as separate datasets, or rewrite them with one schema)"
+        )
+
+
+def _is_key(fragment: Any, name: str) -> bool:
+    """Whether ``name`` is a hive partition column, given by the fragment's folders."""
+    import pyarrow.dataset as pds
+
+    return name in pds.get_partition_keys(fragment.partition_expression)
 
 
 def _all_int_text(values: set) -> bool:
