@@ -329,3 +329,33 @@ def test_tampered_artifact_store_is_reported(committed) -> None:
     pq.write_table(with_value(base_table(), "x", 9, 7.0), path)  # forces partition 1 to load
     with pytest.raises(ValueError, match="does not match the committed root"):
         verify(path, body, store)
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_a_file_replaced_between_the_two_passes_of_a_commit_is_refused(tmp_path, shuffled):
+    """The ids pass and the hashing pass read the file twice: a file swapped in between
+    with a repeated id (in order) or other ids (out of order) was committed, pairing one
+    file's ids with the other's rows."""
+    import shutil
+
+    from bubblechain.data import DataError
+    from bubblechain.data.ledger import PHASE_ROWS, commit_dataset
+    from bubblechain.ledger import Ledger
+
+    ids = np.arange(1000)
+    if shuffled:
+        ids = np.random.default_rng(0).permutation(1000)
+    first = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"id": ids, "v": np.arange(1000.0)}), first)
+    swap = tmp_path / "swap.parquet"
+    other = ids + 10_000 if shuffled else np.where(ids == 501, 500, ids)
+    pq.write_table(pa.table({"id": other, "v": np.arange(1000.0)}), swap)
+
+    def progress(phase, rows, total):
+        if phase == PHASE_ROWS and rows == 0:
+            shutil.copy(swap, first)
+
+    with Ledger.init(tmp_path / "home") as led:
+        with pytest.raises(DataError, match=r"f\.parquet: changed while being read"):
+            commit_dataset(led, first, "id", name="race", progress=progress)
+        assert not list(led.entries(kind="data.commit"))

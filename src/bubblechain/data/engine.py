@@ -145,7 +145,8 @@ def leaf_runs(
     (in order) its rows digest as index format ``digest_format`` takes it (None: none)."""
     pipe = parallel.Pipeline(workers, scan.rows)
     if scan.in_order:
-        yield from _runs_in_order(source, encode, key_of, pipe, digest_format)
+        strict = not scan.duplicates  # then a repeated id in this pass is a change too
+        yield from _runs_in_order(source, encode, key_of, pipe, digest_format, strict)
     else:
         yield from _runs_out_of_order(source, encode, scan, key_of, pipe)
 
@@ -160,17 +161,22 @@ def _split(ids: pa.Array, keys: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(keys[a]), a, b) for a, b in zip(starts, stops, strict=True)]
 
 
-def _check_order(ids: pa.Array, last: object, label: str) -> object:
-    """Fail if the ids of the second pass are out of order: the file changed under us."""
+def _check_order(ids: pa.Array, last: object, label: str, strict: bool) -> object:
+    """Fail if the ids of the second pass are out of order (``strict``: or repeated, which
+    the first pass did not find): the file changed under us."""
     if not len(ids):
         return last
     head, tail = ids.slice(0, len(ids) - 1), ids.slice(1)
-    if pc.any(pc.less(tail, head)).as_py() or (last is not None and ids[0].as_py() < last):
+    before = pc.less_equal if strict else pc.less
+    first = ids[0].as_py()
+    if pc.any(before(tail, head)).as_py() or (
+        last is not None and (first <= last if strict else first < last)
+    ):
         raise DataError(f"{label}: changed while being read (ids no longer in order)")
     return ids[len(ids) - 1].as_py()
 
 
-def _runs_in_order(source, encode, key_of, pipe: parallel.Pipeline, fmt: int | None):
+def _runs_in_order(source, encode, key_of, pipe: parallel.Pipeline, fmt: int | None, strict: bool):
     columnar = fmt == ROWS_DIGEST_FORMAT  # taken here, from the columns; older ones by workers
     digests: dict[int, ColumnsDigest] = {}
 
@@ -194,7 +200,7 @@ def _runs_in_order(source, encode, key_of, pipe: parallel.Pipeline, fmt: int | N
         for batch in source.batches():
             ids, pieces = encode.pieces(batch)
             enc = assemble_rows(ids, pieces)
-            last = _check_order(enc.ids, last, source.label)
+            last = _check_order(enc.ids, last, source.label, strict)
             keys = key_of(enc.ids, position)
             position += len(enc)
             for key, a, b in _split(enc.ids, keys):
@@ -234,10 +240,17 @@ def _runs_out_of_order(source, encode, scan, key_of, pipe: parallel.Pipeline) ->
         place = np.empty(rows, np.int64)
         place[scan.order] = np.arange(rows, dtype=np.int64)
 
+    # The ids the first pass found, in file order: the rows hashed now must carry them,
+    # or the index would pair one file's ids with another's leaves.
+    in_file = scan.sorted_ids if place is None else scan.sorted_ids.take(as_arrow(place))
+
     def hash_tasks():
         position = 0
         for batch in source.batches():
             enc = encode(batch)
+            expected = in_file.slice(position, len(enc))
+            if len(expected) != len(enc) or not pc.all(pc.equal(enc.ids, expected)).as_py():
+                raise DataError(f"{source.label}: changed while being read (other ids)")
             yield (position, len(enc)), *pipe.hash_rows(enc.buf, enc.offsets, enc.width, [])
             position += len(enc)
 

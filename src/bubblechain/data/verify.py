@@ -89,7 +89,7 @@ def verify(
         diff.partition(empty, None)
     drift = schema_diff(schema, found)
     result = {
-        "ok": not (diff.changed or diff.missing or diff.added or drift),
+        "ok": not (diff.changed or diff.missing or diff.added or drift or scan.duplicates),
         "changed": sorted(diff.changed),
         "missing": sorted(diff.missing),
         "added": sorted(diff.added),
