@@ -466,3 +466,46 @@ def test_a_bad_name_is_refused_without_waiting_for_a_busy_ledger(home, train, cl
         line = one_line_error(cli(*args, env={"BUBBLECHAIN_LOCK_WAIT": "20"}))
         assert time.monotonic() - t < 5
     assert line == "error: dataset name ' bad' starts or ends with a space"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="walks /proc (Linux)")
+def test_ctrl_c_during_a_commit_ends_it_in_one_line_with_no_worker_left(tmp_path):
+    """Ctrl-C reaches the whole process group: the hashing workers raised too, printing
+    multiprocessing tracebacks, and now and then the command hung at exit."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_training import _alive, _descendants
+
+    from bubblechain.ledger.verify import verify_home
+
+    rows = 300_000
+    rng = np.random.default_rng(0)
+    data = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"id": np.arange(rows), **{f"c{i}": rng.normal(size=rows)
+                                                        for i in range(8)}}), data)  # fmt: skip
+    home = tmp_path / "home"
+    Ledger.init(home).close()
+    env = {k: v for k, v in os.environ.items() if k != "BUBBLECHAIN_HOME"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bubblechain", "data", "commit", str(data), "--id-column", "id",
+         "--home", str(home)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    kids: set[int] = set()
+    while time.monotonic() < deadline and proc.poll() is None:
+        kids = _descendants(proc.pid)
+        if len(kids) >= 2:  # the hashing pool is up
+            break
+        time.sleep(0.02)
+    assert kids, "the hashing pool never started"
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (130, "error: interrupted\n")
+    time.sleep(0.5)
+    assert not [k for k in kids if _alive(k)]
+    assert verify_home(home).ok

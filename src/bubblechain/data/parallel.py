@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..procs import serve_parent
 from ._hashing import hash_task
 
 POOL_MIN_ROWS = 100_000
@@ -67,7 +68,10 @@ def executor(workers: int | None, rows: int) -> tuple[Executor, int]:
         fork = "fork" in multiprocessing.get_all_start_methods()
         _ring = mmap.mmap(-1, SLOT_BYTES * (2 * n + 1)) if fork else None
         ctx = multiprocessing.get_context("fork" if fork else "forkserver")
-        _pool, _pool_size = ProcessPoolExecutor(max_workers=n, mp_context=ctx), n
+        _pool = ProcessPoolExecutor(
+            max_workers=n, mp_context=ctx, initializer=serve_parent, initargs=(os.getpid(),)
+        )
+        _pool_size = n
     return _pool, 2 * n
 
 

@@ -18,13 +18,11 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
 import os
-import select
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ...procs import serve_parent
 from ..heap import keep_freed_memory
 from ..tasks import init_worker
 
@@ -50,40 +48,7 @@ def _init_process(artifacts_root: str, coordinator: int) -> None:
     keep_freed_memory()  # the process is ours: its tasks reuse freed memory
     init_worker(artifacts_root)
     atexit.register(_exit_without_teardown)
-    threading.Thread(
-        target=_exit_with, args=(coordinator,), name="bc-coordinator-watch", daemon=True
-    ).start()
-
-
-def _exit_with(coordinator: int) -> None:
-    """End this worker as soon as its coordinator process has ended, however it ended.
-
-    A pool worker otherwise outlives a coordinator killed by a signal it cannot
-    catch: it holds both ends of its task queue, so it never reads end-of-file,
-    and it keeps the dead job's memory and its caller's output pipes open for good.
-    """
-    try:
-        fd = os.pidfd_open(coordinator)  # Linux 5.3+: readable once the process has ended
-    except ProcessLookupError:
-        os._exit(1)  # already gone
-    except (AttributeError, OSError):
-        fd = None
-    if fd is not None:
-        select.select([fd], [], [])
-    else:
-        while _alive(coordinator):
-            time.sleep(1.0)
-    os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    serve_parent(coordinator)
 
 
 def _exit_without_teardown() -> None:
