@@ -368,3 +368,14 @@ def test_row_counts_come_from_metadata_where_a_format_has_it(tmp_path: Path) -> 
     assert open_source(table()).rows() == N
     for name in ("t.csv", "t.arrows"):  # no count without reading every row
         assert open_source(tmp_path / name).rows() is None, name
+
+
+def test_csv_timestamps_beyond_the_nanosecond_years_verify_as_committed(tmp_path: Path) -> None:
+    """Read back for verification through nanoseconds (1677-2262), rows of the year 3000
+    or 1500 were reported changed in an unchanged file."""
+    path = tmp_path / "ts.csv"
+    path.write_text("id,v\n1,3000-01-01 12:00:00\n2,1500-01-01 00:00:00\n3,2000-01-01 00:00:00\n")
+    store = MemoryStore()
+    body = commit(path, id_column="id", store=store)
+    result = verify(path, body, store)
+    assert result["ok"] and result["changed"] == []

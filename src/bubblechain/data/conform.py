@@ -94,7 +94,14 @@ def convert(arr: pa.Array, kind: str) -> tuple[pa.Array, np.ndarray]:
         if kind in ("int", "float"):  # text that a number would lose ("007" is not 7)
             out, bad = _cast(arr, arrow_type(kind))
             return out, bad | ~number_text_ok(arr, arrow_type(kind))
-    return _cast(arr, arrow_type(kind))
+    out, bad = _cast(arr, arrow_type(kind))
+    if bad.any() and kind.startswith("timestamp"):
+        # Nanoseconds reach only the years 1677-2262; the encoding itself has no such
+        # limit, and microseconds reach far beyond (an instant encodes alike in any unit).
+        wide, wide_bad = _cast(arr, pa.timestamp("us", tz=out.type.tz))
+        if wide_bad.sum() < bad.sum():
+            return wide, wide_bad
+    return out, bad
 
 
 def _cast(arr: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarray]:
