@@ -506,6 +506,8 @@ def test_ctrl_c_during_a_commit_ends_it_in_one_line_with_no_worker_left(tmp_path
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
     _, err = proc.communicate(timeout=60)
     assert (proc.returncode, err) == (130, "error: interrupted\n")
-    time.sleep(0.5)
+    deadline = time.monotonic() + 15
+    while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not [k for k in kids if _alive(k)]
     assert verify_home(home).ok
