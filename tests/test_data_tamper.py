@@ -359,3 +359,16 @@ def test_a_file_replaced_between_the_two_passes_of_a_commit_is_refused(tmp_path,
         with pytest.raises(DataError, match=r"f\.parquet: changed while being read"):
             commit_dataset(led, first, "id", name="race", progress=progress)
         assert not list(led.entries(kind="data.commit"))
+
+
+def test_a_bool_column_rewritten_as_numbers_names_the_rows_that_are_no_bool(tmp_path):
+    """Arrow casts any non-zero number to true: flag 1.0, -7.5, 0.0 against True, True,
+    False verified as unchanged values."""
+    from bubblechain.data import MemoryStore, commit, verify
+
+    store = MemoryStore()
+    body = commit(pa.table({"id": [1, 2, 3], "flag": [True, True, False]}), id_column="id",
+                  store=store)  # fmt: skip
+    for flags in ([1.0, -7.5, 0.0], [1, 2, 0]):
+        result = verify(pa.table({"id": [1, 2, 3], "flag": flags}), body, store)
+        assert result["changed"] == [2] and not result["ok"]

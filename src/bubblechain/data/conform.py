@@ -95,6 +95,10 @@ def convert(arr: pa.Array, kind: str) -> tuple[pa.Array, np.ndarray]:
             out, bad = _cast(arr, arrow_type(kind))
             return out, bad | ~number_text_ok(arr, arrow_type(kind))
     out, bad = _cast(arr, arrow_type(kind))
+    if kind == "bool" and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
+        # Arrow casts any non-zero number to true: only 0 and 1 are a bool as written.
+        exact = pc.or_(pc.equal(arr, 0), pc.equal(arr, 1))
+        bad |= ~as_numpy(pc.fill_null(exact, True))
     if bad.any() and kind.startswith("timestamp"):
         # Nanoseconds reach only the years 1677-2262; the encoding itself has no such
         # limit, and microseconds reach far beyond (an instant encodes alike in any unit).
