@@ -379,3 +379,12 @@ def test_csv_timestamps_beyond_the_nanosecond_years_verify_as_committed(tmp_path
     body = commit(path, id_column="id", store=store)
     result = verify(path, body, store)
     assert result["ok"] and result["changed"] == []
+
+
+def test_tsv_is_read_tab_separated(tmp_path: Path) -> None:
+    """A .tsv was accepted by its name and then parsed with commas: one column 'id\\tv'."""
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text('id\tv\tname\n1\t2.5\t"Smith, John"\n2\t3.5\tDoe\n')
+    csv = tmp_path / "t.csv"
+    csv.write_text('id,v,name\n1,2.5,"Smith, John"\n2,3.5,Doe\n')
+    assert root_of(tsv) == root_of(csv)

@@ -374,7 +374,9 @@ def _first_unreadable(text: pa.Array, t: pa.DataType) -> Any:
     return text[0].as_py()
 
 
-def _quoted_columns(path: Path, block_size: int, names: list[str]) -> set[str]:
+def _quoted_columns(
+    path: Path, block_size: int, names: list[str], delimiter: str = ","
+) -> set[str]:
     """The columns with a quoted field in the file's first block (the header aside).
 
     Writers that quote text and not numbers (Arrow, R's ``write.csv``) mean a quoted
@@ -386,9 +388,10 @@ def _quoted_columns(path: Path, block_size: int, names: list[str]) -> set[str]:
     with pa.input_stream(str(path), compression="detect") as fh:
         raw = fh.read(block_size)
     data = np.frombuffer(raw, np.uint8)
-    # Only quotes, commas and line ends matter: work on their positions.
+    sep = ord(delimiter)
+    # Only quotes, delimiters and line ends matter: work on their positions.
     pos = np.flatnonzero(
-        (data == ord('"')) | (data == ord(",")) | (data == ord("\n")) | (data == ord("\r"))
+        (data == ord('"')) | (data == sep) | (data == ord("\n")) | (data == ord("\r"))
     )
     ch = data[pos]
     newline = (ch == ord("\n")) | (ch == ord("\r"))
@@ -400,14 +403,12 @@ def _quoted_columns(path: Path, block_size: int, names: list[str]) -> set[str]:
         return set()
     before = np.cumsum(quote, dtype=np.int64) - quote  # quotes before each position
     inside = (before - np.maximum.accumulate(np.where(newline, before, 0))) % 2 == 1
-    comma = (ch == ord(",")) & ~inside
+    comma = (ch == sep) & ~inside
     commas = np.cumsum(comma, dtype=np.int64) - comma
     column = commas - np.maximum.accumulate(np.where(newline, commas, 0))
     line = np.cumsum(newline, dtype=np.int64) - newline
     previous = data[np.maximum(pos - 1, 0)]
-    at_start = (
-        (pos == 0) | (previous == ord(",")) | (previous == ord("\n")) | (previous == ord("\r"))
-    )
+    at_start = (pos == 0) | (previous == sep) | (previous == ord("\n")) | (previous == ord("\r"))
     opening = quote & ~inside & at_start & (line > 0)
     return {names[i] for i in np.unique(column[opening]) if i < len(names)}
 
@@ -424,10 +425,14 @@ def _open_csv(path: Path, batch_rows: int, column_types: dict | None) -> Source:
     label = str(path)
     given = dict(column_types or {})
     read, convert = csv_options(given, batch_rows)
+    delimiter = "\t" if ".tsv" in path.name.lower() else ","
+    parse = pcsv.ParseOptions(delimiter=delimiter)
     try:
-        with pcsv.open_csv(path, read_options=read, convert_options=convert) as reader:
+        with pcsv.open_csv(
+            path, read_options=read, parse_options=parse, convert_options=convert
+        ) as reader:
             schema = reader.schema
-        quoted = _quoted_columns(path, read.block_size, schema.names) - set(given)
+        quoted = _quoted_columns(path, read.block_size, schema.names, delimiter) - set(given)
         for name in quoted:  # a quoted field makes a string column (Arrow and R quote text)
             if not pa.types.is_string(schema.field(name).type):
                 given[name] = pa.string()
@@ -437,7 +442,9 @@ def _open_csv(path: Path, batch_rows: int, column_types: dict | None) -> Source:
         inferred = {name for name in numbers if name not in given}
         if inferred:
             _, convert = csv_options(types, batch_rows)
-            with pcsv.open_csv(path, read_options=read, convert_options=convert) as reader:
+            with pcsv.open_csv(
+                path, read_options=read, parse_options=parse, convert_options=convert
+            ) as reader:
                 first = next(iter(reader), None)
             for name in sorted(inferred):
                 if (
@@ -457,7 +464,9 @@ def _open_csv(path: Path, batch_rows: int, column_types: dict | None) -> Source:
             column_types=types,
             include_columns=columns or [],
         )
-        with pcsv.open_csv(path, read_options=read, convert_options=opts) as reader:
+        with pcsv.open_csv(
+            path, read_options=read, parse_options=parse, convert_options=opts
+        ) as reader:
             for batch in reader:
                 for name, t in numbers.items():
                     i = batch.schema.get_field_index(name)
