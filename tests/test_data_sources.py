@@ -388,3 +388,16 @@ def test_tsv_is_read_tab_separated(tmp_path: Path) -> None:
     csv = tmp_path / "t.csv"
     csv.write_text('id,v,name\n1,2.5,"Smith, John"\n2,3.5,Doe\n')
     assert root_of(tsv) == root_of(csv)
+
+
+def test_csv_text_column_drift_after_the_first_block_names_the_column(tmp_path: Path) -> None:
+    """Arrow's message said only 'In CSV column #1'."""
+    path = tmp_path / "late.csv"
+    rows = [f"{i},{'true' if i % 2 else 'false'}" for i in range(200_000)] + ["200000,maybe"]
+    path.write_text("id,flag\n" + "\n".join(rows) + "\n")
+    message = (
+        f"^{path}: cannot read CSV file: column 'flag' is bool in the file's first block "
+        r"\(where CSV types are inferred\) but holds 'maybe'$"
+    )
+    with pytest.raises(DataError, match=message):
+        commit(path, id_column="id", store=MemoryStore(), batch_rows=1000)

@@ -10,6 +10,7 @@ optionally projected to some columns, which Parquet and IPC read cheaply.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,25 @@ class Source:
         except DataError:
             raise
         except _ARROW_ERRORS as exc:
-            raise DataError(f"{self.label}: cannot read {self.kind}: {_reason(exc)}") from None
+            raise DataError(f"{self.label}: cannot read {self.kind}: {self._why(exc)}") from None
+
+    def _why(self, exc: BaseException) -> str:
+        """Arrow's reason, with a CSV column named rather than numbered."""
+        reason = _reason(exc)
+        m = _CSV_CONVERSION.match(reason)
+        if m is None or int(m["index"]) >= len(self.schema.names):
+            return reason
+        name = self.schema.names[int(m["index"])]
+        return (
+            f"column {name!r} is {m['type']} in the file's first block (where CSV types are "
+            f"inferred) but holds {m['value']!r}"
+        )
+
+
+_CSV_CONVERSION = re.compile(
+    r"In CSV column #(?P<index>\d+): CSV conversion error to (?P<type>[^:]+): "
+    r"invalid value '(?P<value>.*)'$"
+)
 
 
 def open_source(
