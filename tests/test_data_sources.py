@@ -161,6 +161,10 @@ def test_csv_integers_a_float_cannot_keep_are_refused_unless_quoted(tmp_path: Pa
     message = f"^{path}: cannot read CSV file: column 'acct' holds the integer 12345678901234567891"
     with pytest.raises(DataError, match=message):
         commit(path, id_column="id", store=MemoryStore())
+    huge = tmp_path / "huge.csv"  # beyond any float (inf): no traceback
+    huge.write_text("id,acct\n1,1.5\n2,1" + "0" * 400 + "\n")
+    with pytest.raises(DataError, match="column 'acct' holds the integer 1000000000"):
+        commit(huge, id_column="id", store=MemoryStore())
     quoted = tmp_path / "quoted.csv"
     quoted.write_text('id,acct\n1,"5"\n2,"12345678901234567891"\n')
     other = tmp_path / "other.csv"
@@ -399,3 +403,6 @@ def test_tsv_is_read_tab_separated(tmp_path: Path) -> None:
     csv = tmp_path / "t.csv"
     csv.write_text('id,v,name\n1,2.5,"Smith, John"\n2,3.5,Doe\n')
     assert root_of(tsv) == root_of(csv)
+    named = tmp_path / "my.tsvlike.csv"  # only the suffix counts
+    named.write_text(csv.read_text())
+    assert root_of(named) == root_of(csv)

@@ -9,6 +9,8 @@ optionally projected to some columns, which Parquet and IPC read cheaply.
 
 from __future__ import annotations
 
+import decimal
+import math
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +27,8 @@ import pyarrow.parquet as pq
 from .errors import DataError
 
 DEFAULT_BATCH_ROWS = 1 << 16
-CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.zst")
+TSV_SUFFIXES = (".tsv", ".tsv.gz", ".tsv.bz2", ".tsv.zst")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", *TSV_SUFFIXES)
 _ARROW_ERRORS = (pa.ArrowException, OSError)
 
 
@@ -353,7 +356,7 @@ def _number_column(
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         out, ok = None, np.zeros(0, bool)
     if out is not None and ok.all():
-        lost = _inexact_integer(text, out) if pa.types.is_floating(t) else None
+        lost = _inexact_integer(text, out) if inferred and pa.types.is_floating(t) else None
         if lost is None:
             return out
         raise DataError(
@@ -375,8 +378,10 @@ def _inexact_integer(text: pa.Array, floats: pa.Array) -> str | None:
     (Arrow reads an integer beyond int64 as a float, keeping 16 digits of it)."""
     long = pc.match_substring_regex(text, r"^[+-]?[0-9]{16,}$")
     for i in np.flatnonzero(long.to_numpy(zero_copy_only=False)):
-        written = text[int(i)].as_py()
-        if int(written) != int(floats[int(i)].as_py()):
+        written, value = text[int(i)].as_py(), floats[int(i)].as_py()
+        if len(written) > 400 or not math.isfinite(value):  # beyond any float: lost
+            return written[:40] + ("…" if len(written) > 40 else "")
+        if decimal.Decimal(written) != decimal.Decimal(value):
             return written
     return None
 
@@ -444,7 +449,7 @@ def _open_csv(path: Path, batch_rows: int, column_types: dict | None) -> Source:
     label = str(path)
     given = dict(column_types or {})
     read, convert = csv_options(given, batch_rows)
-    delimiter = "\t" if ".tsv" in path.name.lower() else ","
+    delimiter = "\t" if path.name.lower().endswith(TSV_SUFFIXES) else ","
     parse = pcsv.ParseOptions(delimiter=delimiter)
     try:
         with pcsv.open_csv(
