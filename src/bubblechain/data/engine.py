@@ -240,15 +240,16 @@ def _runs_out_of_order(source, encode, scan, key_of, pipe: parallel.Pipeline) ->
         place = np.empty(rows, np.int64)
         place[scan.order] = np.arange(rows, dtype=np.int64)
 
-    # The ids the first pass found, in file order: the rows hashed now must carry them,
-    # or the index would pair one file's ids with another's leaves.
-    in_file = scan.sorted_ids if place is None else scan.sorted_ids.take(as_arrow(place))
-
     def hash_tasks():
         position = 0
         for batch in source.batches():
             enc = encode(batch)
-            expected = in_file.slice(position, len(enc))
+            # The ids the first pass found at these rows: the rows hashed now must carry
+            # them, or the index would pair one file's ids with another's leaves.
+            if place is None:
+                expected = scan.sorted_ids.slice(position, len(enc))
+            else:
+                expected = scan.sorted_ids.take(as_arrow(place[position : position + len(enc)]))
             if len(expected) != len(enc) or not pc.all(pc.equal(enc.ids, expected)).as_py():
                 raise DataError(f"{source.label}: changed while being read (other ids)")
             yield (position, len(enc)), *pipe.hash_rows(enc.buf, enc.offsets, enc.width, [])
