@@ -123,7 +123,7 @@ class _Auditor:
         self._tampered: set[tuple] = set()  # (root, start, stop) found not to match
         self._cursors: dict[tuple, ReadCursor] = {}
         self._bad_artifacts: dict[str, str] = {}  # digest -> the finding, where recorded
-        self._indexes: dict[str, str | None] = {}  # partition index -> why it is unusable
+        self._indexes: dict[tuple, str | None] = {}  # index and commitment -> why unusable
 
     def find(self, kind: str, where: str, detail: str) -> None:
         self.findings.append(Finding(kind, where, detail))
@@ -441,7 +441,8 @@ class _Auditor:
             return hit
         _, start, stop = span
         label = f"dataset {commitment['name']}"
-        index = commitment["partitions"]
+        # What load_index checks the index against is part of its verdict.
+        index = tuple(commitment.get(k) for k in ("partitions", "root", "rows", "partition_rows"))
         if index not in self._indexes:
             try:
                 load_index(commitment, led.artifacts.get)
@@ -477,7 +478,11 @@ class _Auditor:
         """Each model file against the `model.final` that records it, which must be final:
         one that no witness quorum vouches for (kept from the witnesses, or still in
         flight) vouches for nothing."""
-        finals = {e.body.get("model_hash"): e for e in led.entries(kind="model.final")}
+        finals: dict[Any, Entry] = {}
+        for e in led.entries(kind="model.final"):  # a final record of the hash wins
+            held = finals.get(e.body.get("model_hash"))
+            if held is None or held.block > final_height:
+                finals[e.body.get("model_hash")] = e
         for path in self.opts.models:
             try:  # hashed before anything in it is parsed: see check_model
                 data, digest = model_file(path)
