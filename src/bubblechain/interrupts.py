@@ -23,12 +23,14 @@ def deferred() -> Iterator[None]:
     _local.depth = depth + 1
     try:
         yield
-    finally:
+    except BaseException as failure:
         _local.depth = depth
-    pending = getattr(_local, "pending", None)
-    if depth == 0 and pending is not None:
-        _local.pending = None
-        raise pending
+        if depth == 0:  # the interrupt is not lost for a later, unrelated section
+            raise_pending(cause=failure)
+        raise
+    _local.depth = depth
+    if depth == 0:
+        raise_pending()
 
 
 def interrupt(exc: BaseException) -> None:
@@ -39,10 +41,10 @@ def interrupt(exc: BaseException) -> None:
     raise exc
 
 
-def raise_pending() -> None:
+def raise_pending(cause: BaseException | None = None) -> None:
     """Raise an interrupt held back by the sections around this point: for a wait inside
     one that has changed nothing yet, so that Ctrl-C still ends it."""
     pending = getattr(_local, "pending", None)
     if pending is not None:
         _local.pending = None
-        raise pending
+        raise pending from cause
