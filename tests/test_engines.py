@@ -146,3 +146,22 @@ def test_workers_start_without_importing_numpy_and_pyarrow_again(tmp_path):
         cpu, forked = line.split()
         assert forked == "True"  # by the forkserver, not by the coordinator
         assert float(cpu) < 0.1, f"a worker used {cpu} s of CPU before its first task"
+
+
+def test_abort_stops_a_running_task_at_once(tmp_path):
+    """Workers leave Ctrl-C to the coordinator: its interrupted job used to wait, in
+    close, for every task still running (a first-round task may take seconds)."""
+    import time
+
+    eng = LocalEngine(workers=1)
+    eng.start(str(tmp_path))
+    running = eng.submit(time.sleep, 60, "sleep")
+    deadline = time.monotonic() + 60
+    while not running.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (pid,) = eng.pids()
+    t0 = time.monotonic()
+    eng.abort()
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

@@ -624,8 +624,13 @@ def train(
         spec["engine"] = eng.describe()
         with blas.pinned(1):
             result = Coordinator(ledger, eng, spec, on_iteration).run(algo, params, iterations, out)
-    finally:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the job is ended on the record already
+        getattr(eng, "abort", eng.close)()  # not waiting for tasks running on the workers
+        raise
+    except BaseException:
         eng.close()
+        raise
+    eng.close()
     ledger.flush()  # witnesses cosign the last block while the workers shut down
     return result
 

@@ -111,6 +111,15 @@ class LocalEngine:
     def describe(self) -> dict[str, Any]:
         return {"engine": "local", "workers": self.workers}
 
+    def abort(self) -> None:
+        """Close at once: the workers are stopped in whatever task they run (they leave
+        Ctrl-C to the coordinator, and a first-round task may take seconds)."""
+        for slot in self._slots:
+            for proc in list((slot._processes or {}).values()):
+                with contextlib.suppress(OSError):
+                    proc.terminate()
+        self.close()
+
     def close(self) -> None:
         slots, self._slots = self._slots, []
         # All at once: each worker takes ~0.1 s to exit; one after another left cores idle.
