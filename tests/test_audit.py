@@ -543,14 +543,12 @@ def test_a_data_commit_no_witness_cosigned_is_no_version(trained, tmp_path, cli)
 def test_audit_while_another_process_appends_covers_the_final_record(trained):
     """A process appending (a job running): what is not final yet is in flight, counted,
     not a finding (audits during training used to exit 1 three times in five)."""
-    import subprocess
-    import sys
 
-    from test_ledger import APPEND_UNTIL_TOLD
+    from test_ledger import start_appending
 
     home, *_ = trained
     stop = home.parent / "stop"
-    writer = subprocess.Popen([sys.executable, "-c", APPEND_UNTIL_TOLD, str(home), str(stop)])
+    writer = start_appending(home, stop)
     reports = []
     try:
         while len(reports) < 3 or not any(r.stats.get("in_flight") for r in reports[1:]):

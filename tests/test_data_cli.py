@@ -469,6 +469,7 @@ def test_a_bad_name_is_refused_without_waiting_for_a_busy_ledger(home, train, cl
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="walks /proc (Linux)")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: commits hash in process")
 def test_ctrl_c_during_a_commit_ends_it_in_one_line_with_no_worker_left(tmp_path):
     """Ctrl-C reaches the whole process group: the hashing workers raised too, printing
     multiprocessing tracebacks, and now and then the command hung at exit."""

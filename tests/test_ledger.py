@@ -8,6 +8,7 @@ import re
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -486,26 +487,43 @@ import os, sys
 from bubblechain.ledger import Ledger
 with Ledger.open(sys.argv[1], block_size=5, block_delay=0.002) as led:
     i = 0
-    while not os.path.exists(sys.argv[2]) and i < 100_000:
+    while not os.path.exists(sys.argv[2]):
         led.append("note", {"text": f"n{i}"})
         i += 1
+        if i == 20:
+            led.flush()
+            open(sys.argv[2] + ".ready", "w").close()
 """
-"""A writer appending notes in small blocks until the file sys.argv[2] exists."""
+"""A writer appending notes in small blocks until the file sys.argv[2] exists; it makes
+sys.argv[2] + ".ready" once its first blocks are final."""
+
+
+def start_appending(home: Path, stop: Path):
+    """The writer of `APPEND_UNTIL_TOLD`, once it appends."""
+    import subprocess
+
+    writer = subprocess.Popen([sys.executable, "-c", APPEND_UNTIL_TOLD, str(home), str(stop)])
+    ready = Path(str(stop) + ".ready")
+    deadline = time.monotonic() + 60
+    while not ready.exists() and writer.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ready.exists(), "the writer never started appending"
+    return writer
 
 
 def test_verify_while_another_process_appends_finds_nothing(home):
     """verify reads each copy as one snapshot: run while a writer appends, it used to
     report dozens of false findings (messages "not covered by any block", wrong
     sequence numbers, a cached tree ahead of its head block)."""
-    import subprocess
 
     stop = home.parent / "stop"
-    writer = subprocess.Popen([sys.executable, "-c", APPEND_UNTIL_TOLD, str(home), str(stop)])
+    writer = start_appending(home, stop)
     try:
         runs = []
         for _ in range(4):
             runs.append(verify_home(home))
             assert writer.poll() is None, "the writer stopped before verify ran 4 times"
+        assert runs[-1].copies["ledger"].size > runs[0].copies["ledger"].size
     finally:
         stop.touch()
         writer.wait(timeout=120)
