@@ -483,11 +483,12 @@ def test_the_writer_stops_at_close_even_right_behind_a_cosignature(led):
 
 
 APPEND_UNTIL_TOLD = """
-import os, sys
+import os, sys, time
 from bubblechain.ledger import Ledger
+end = time.monotonic() + 300  # a test that died never tells it
 with Ledger.open(sys.argv[1], block_size=5, block_delay=0.002) as led:
     i = 0
-    while not os.path.exists(sys.argv[2]):
+    while not os.path.exists(sys.argv[2]) and time.monotonic() < end:
         led.append("note", {"text": f"n{i}"})
         i += 1
         if i == 20:
@@ -507,7 +508,9 @@ def start_appending(home: Path, stop: Path):
     deadline = time.monotonic() + 60
     while not ready.exists() and writer.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert ready.exists(), "the writer never started appending"
+    if not ready.exists():
+        writer.kill()
+        raise AssertionError("the writer never started appending")
     return writer
 
 
