@@ -30,16 +30,15 @@ from ..tasks import init_worker
 def worker_context() -> mp.context.BaseContext:
     """forkserver on Linux, preloading the bubblechain modules this process has
     imported (its ``__main__``, re-run in each worker, then finds them loaded);
-    spawn elsewhere (macOS frameworks do not survive a fork)."""
+    spawn elsewhere (macOS frameworks do not survive a fork).
+
+    Not the ``__main__`` module itself (``python -m bubblechain.demo``): each worker
+    re-runs it as ``__mp_main__``, and runpy warns when it is already imported.
+    """
     if not sys.platform.startswith("linux"):
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
     loaded = {m for m in sys.modules if m == "bubblechain" or m.startswith("bubblechain.")}
-    main = getattr(sys.modules["__main__"], "__spec__", None)
-    # `python -m bubblechain.demo`: the module each worker re-runs as __mp_main__ (a
-    # package's __main__ is never re-run, and importing bubblechain's would run the CLI).
-    if main is not None and main.name.startswith("bubblechain.") and "__main__" not in main.name:
-        loaded.add(main.name)
     ctx.set_forkserver_preload(sorted({*loaded, __name__}))  # used when the server starts
     return ctx
 
