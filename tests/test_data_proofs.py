@@ -64,6 +64,11 @@ def test_proof_errors(committed) -> None:
         prove(path, 99, body, store)
     with pytest.raises(DataError, match="not an integer"):
         prove(path, "abc", body, store)
+    # Python's int() reads these as 120 as well; as ids they are other texts.
+    for text in ("1_20", "１２０", " 120", "+120", "120.0"):
+        with pytest.raises(DataError, match="not an integer"):
+            prove(path, text, body, store)
+    assert prove(path, np.int64(120), body, store)["row"] == 120
     pq.write_table(t.slice(1), path)
     with pytest.raises(DataError, match="no row with id 100"):
         prove(path, 100, body, store)

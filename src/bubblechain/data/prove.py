@@ -11,6 +11,8 @@ even when other rows of the file were changed.
 
 from __future__ import annotations
 
+import numbers
+import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from typing import Any
@@ -28,16 +30,21 @@ from .errors import DataError
 from .sources import DEFAULT_BATCH_ROWS
 from .verify import Getter
 
+_INT_TEXT = re.compile(r"-?[0-9]+")
+
 
 def canonical_row_id(row_id: Any, kind: str) -> int | str:
     """The id as committed: an int for integer ids (also from text), NFC text for string ids."""
     if kind == "int":
-        try:
+        # Written as the id is (`-12`), not as Python's int() also reads it (`1_000`,
+        # full-width digits, spaces): one text names one row.
+        if isinstance(row_id, numbers.Integral) and not isinstance(row_id, bool):
             return int(row_id)
-        except (TypeError, ValueError):
-            raise DataError(
-                f"row id {row_id!r} is not an integer, and the ids of this dataset are integers"
-            ) from None
+        if isinstance(row_id, str) and _INT_TEXT.fullmatch(row_id):
+            return int(row_id)
+        raise DataError(
+            f"row id {row_id!r} is not an integer, and the ids of this dataset are integers"
+        )
     return unicodedata.normalize("NFC", str(row_id))
 
 
