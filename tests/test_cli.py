@@ -427,3 +427,24 @@ def test_ctrl_c_while_the_command_still_imports_is_one_line_and_130(tmp_path):
         [sys.executable, "-c", script, "status"], capture_output=True, text=True, timeout=120
     )
     assert (r.returncode, r.stdout, r.stderr) == (130, "", "error: interrupted\n")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_forked_worker_leaves_ctrl_c_to_the_command(tmp_path):
+    """A hashing worker forked from the command inherits its handler until its own start
+    replaces it: Ctrl-C in that window raised in the worker, printing a traceback."""
+    import signal
+
+    from bubblechain.cli.main import _on_signal
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _on_signal(signal.SIGINT, None)
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with pytest.raises(KeyboardInterrupt):  # in the command itself it interrupts
+        _on_signal(signal.SIGINT, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Any
@@ -94,7 +95,14 @@ def _root(
     """Tamper-evident machine learning."""
 
 
+_PID = os.getpid()
+
+
 def _on_signal(signum: int, frame: Any) -> None:
+    if os.getpid() != _PID:
+        # A worker forked from this process, not yet past its own start: Ctrl-C reaches
+        # the whole process group, and stopping the command is this process's to do.
+        return
     if signum == signal.SIGTERM:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
         interrupt(Terminated())
