@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from rich.text import Text
 
 from ..algorithms.registry import get as get_algorithm
 from ..ledger import Ledger
+from ..ledger.ledger import Entry
 from ..training.predict import (
     ModelMismatch,
     check_predictions_out,
@@ -187,10 +189,11 @@ def predict(
         )
 
 
-def _jobs(led: Ledger) -> list[dict[str, Any]]:
-    appending = _appending(led)  # asked before and after reading: a job may end between
+def _jobs(led: Ledger, entries: Iterable[Entry] | None = None) -> list[dict[str, Any]]:
+    """Each job in ``entries`` (default: the whole log) and how it ended."""
+    appending = led.someone_appends()  # asked before and after reading: a job may end
     jobs: dict[str, dict[str, Any]] = {}
-    for e in led.entries():
+    for e in led.entries() if entries is None else entries:
         job = e.fields.get("job")
         if job is None:
             continue
@@ -221,7 +224,7 @@ def _jobs(led: Ledger) -> list[dict[str, Any]]:
             if e.body.get("reason"):
                 j["reason"] = e.body["reason"]
     open_jobs = [j for j in jobs.values() if j["status"] == "running"]
-    if open_jobs and appending is None and _appending(led) is None:
+    if open_jobs and not appending and not led.someone_appends():
         for j in open_jobs:
             j["status"] = "abandoned"
             j["reason"] = ABANDONED
@@ -231,13 +234,6 @@ def _jobs(led: Ledger) -> list[dict[str, Any]]:
 ABANDONED = (
     "no job.end: its coordinator stopped (killed, or its machine failed) before ending the job"
 )
-
-
-def _appending(led: Ledger) -> str | None:
-    try:
-        return led.appending()
-    except OSError:  # the lock cannot be read here: the job may still be running
-        return "unknown"
 
 
 @handle_errors
@@ -277,7 +273,7 @@ def job(
         entries = [e for e in led.entries() if e.fields.get("job") == job_id]
         if not entries:
             raise fail(f"no job {job_id!r} on the ledger (see `bubblechain jobs`)")
-        (summary,) = [j for j in _jobs(led) if j["job"] == job_id]
+        (summary,) = _jobs(led, entries)  # the job's own entries: the log is read once
     if json_:
         emit_json([{"index": e.index, "block": e.block, "id": e.id, **e.fields} for e in entries])
         return

@@ -34,7 +34,7 @@ from ..witness.local import (
 )
 from .block import Block, parse_header
 from .genesis import Genesis, read_genesis
-from .lock import HomeLock, appending_process, is_appending, lock_wait_seconds
+from .lock import HomeLock, is_appending, lock_wait_seconds
 from .message import Message, now_us
 from .sequencer import Sequencer
 from .store import BlockRow, MessageRow, Store
@@ -273,19 +273,14 @@ class Ledger:
             raise
         return led
 
-    def appending(self) -> str | None:
-        """Which process is appending to this home now, or None.
+    def someone_appends(self) -> bool:
+        """Whether a process (this one included) appends to this home now; True when the
+        lock cannot be read here, so that nothing is claimed of an open job.
 
         One process appends at a time and a training job holds the home until its
         `job.end`, so a job still open while none does was left by a coordinator
-        that was killed. Raises OSError if the lock file cannot be read.
+        that was killed.
         """
-        if self._lock is not None:
-            return "this process"
-        return appending_process(self.home.lock)
-
-    def _someone_appending(self) -> bool:
-        # Cannot tell: assume so, and claim nothing.
         return self._lock is not None or is_appending(self.home.lock, unknown=True)
 
     def __enter__(self) -> Ledger:
@@ -573,7 +568,7 @@ class Ledger:
                         "ledger lost blocks the witnesses cosigned (restored from an older "
                         "copy?); `bubblechain verify` names them"
                     )
-                elif held < top and not self._someone_appending():
+                elif held < top and not self.someone_appends():
                     # With no process appending, a witness behind refused or failed.
                     info["error"] = (
                         f"behind: it does not hold block {held + 1} of {top}; the next "
