@@ -480,13 +480,14 @@ def test_status_names_a_witness_left_behind(home, cli):
     )
 
 
-@pytest.mark.skipif(
+_AS_ROOT = pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to drop to another user"
 )
-def test_a_home_the_user_may_read_but_not_write_can_be_read(home, tmp_path):
-    """An auditor's account with read access only: every reading command failed with
-    'unreadable or corrupt: attempt to write a readonly database' (SQLite could not make
-    the WAL's shared-memory file)."""
+
+
+def _read_as_nobody(home: Path, read) -> object:
+    """``read(copy)`` run as user nobody on a copy of ``home`` it may read but not write,
+    the key files (0600) not even read: an auditor's account. Returns its JSON result."""
     import tempfile
 
     place = Path(tempfile.mkdtemp(prefix="bubblechain-ro-"))  # /tmp: reachable by nobody
@@ -500,23 +501,67 @@ def test_a_home_the_user_may_read_but_not_write_can_be_read(home, tmp_path):
         elif d.suffix != ".key":
             d.chmod(0o444)
 
-    read, write = os.pipe()
+    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child reads as nobody, with the modules already loaded
         try:
             os.setgid(65534)
             os.setuid(65534)
-            with Ledger.open(home, readonly=True) as led:
-                out = json.dumps([e.body.get("text") for e in led.entries(kind="note")])
+            out = json.dumps(read(home))
         except BaseException as e:  # reported to the parent
             out = json.dumps(f"{type(e).__name__}: {e}")
-        os.write(write, out.encode())
+        os.write(w, out.encode())
         os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as f:
+    os.close(w)
+    with os.fdopen(r) as f:
         got = json.loads(f.read())
     os.waitpid(pid, 0)
     for d in [home, *home.rglob("*")]:
         d.chmod(0o755)
     shutil.rmtree(place)
-    assert got == ["hello", "world"]
+    return got
+
+
+@_AS_ROOT
+def test_a_home_the_user_may_read_but_not_write_can_be_read(home):
+    """An auditor's account with read access only: every reading command failed with
+    'unreadable or corrupt: attempt to write a readonly database' (SQLite could not make
+    the WAL's shared-memory file)."""
+
+    def notes(copy: Path) -> list:
+        with Ledger.open(copy, readonly=True) as led:
+            return [e.body.get("text") for e in led.entries(kind="note")]
+
+    assert _read_as_nobody(home, notes) == ["hello", "world"]
+
+
+@_AS_ROOT
+def test_a_reader_who_may_not_read_the_witness_keys_gets_no_findings_for_them(home):
+    """verify and audit reported each witness as 'unusable' (3 findings, exit 1) to an
+    auditor who may read the ledger but not the witnesses' private keys. The
+    cosignatures are checked against the genesis keys either way; the key files are
+    now named as not checked."""
+    from bubblechain.audit import audit
+
+    def check(copy: Path) -> dict:
+        v, a = verify_home(copy), audit(copy)
+        with Ledger.open(copy, readonly=True) as led:
+            st = led.status()
+        return {
+            "verify": [str(f) for f in v.findings],
+            "audit": [str(f) for f in a.findings],
+            "unchecked": v.unchecked,
+            "audit_unchecked": a.unchecked,
+            "usable": [w["usable"] for w in st["witnesses"]],
+        }
+
+    got = _read_as_nobody(home, check)
+    assert got["verify"] == got["audit"] == []
+    assert got["usable"] == [True, True, True]
+    assert got["unchecked"] == got["audit_unchecked"]
+    assert [u.split(":")[0] for u in got["unchecked"]] == [
+        "witness w1's key",
+        "witness w2's key",
+        "witness w3's key",
+    ]
+    assert all("Permission denied" in u for u in got["unchecked"])

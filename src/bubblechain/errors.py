@@ -24,6 +24,12 @@ class KeyFileError(UsageError):
     """A key file is missing, unreadable, malformed or too widely readable."""
 
 
+class KeyFileForbidden(KeyFileError):
+    """A key file this user may not read: a reader with read access only, such as an
+    auditor, is expected to meet it, so reading commands say what they did not check
+    instead of reporting the key as broken."""
+
+
 class StoreError(UsageError):
     """A SQLite store is missing, corrupt, or not a bubblechain store."""
 

@@ -92,6 +92,7 @@ class AuditReport:
     # One per --data file: the dataset version it is (or, not matching, the latest
     # checked), and the jobs that trained on that version.
     data: list[dict[str, Any]] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)  # what this reader may not read
 
     @property
     def ok(self) -> bool:
@@ -105,6 +106,7 @@ class AuditReport:
             "sampling": self.sampling,
             "stats": self.stats,
             "data": self.data,
+            "unchecked": self.unchecked,
         }
 
 
@@ -776,4 +778,4 @@ def audit(home: Any = None, options: AuditOptions | None = None) -> AuditReport:
     if live:
         stats["messages"] = final_size
         stats["in_flight"] = size - final_size
-    return AuditReport(a.findings, jobs, a.sampling(), stats, data)
+    return AuditReport(a.findings, jobs, a.sampling(), stats, data, report.unchecked)

@@ -52,6 +52,9 @@ def render(report: dict[str, Any], title: str) -> str:
         if report["ok"]
         else f"<p class=bad><b>{len(report['findings'])} finding(s).</b></p>"
     )
+    verdict += "".join(
+        f"<p class=muted>Not checked: {e(item)}</p>" for item in report.get("unchecked", [])
+    )
     parts = [
         f"<!doctype html><html><head><meta charset=utf-8><title>{e(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{e(title)}</h1>",

@@ -24,6 +24,7 @@ from .common import (
     emit_json,
     fail,
     handle_errors,
+    print_unchecked,
 )
 
 
@@ -102,6 +103,7 @@ def audit(
     else:
         for f in rep.findings:
             console.print(f"[red]✗[/] {_line(f)}", markup=True)
+        print_unchecked(rep.unchecked)
         for r in d["data"]:
             if "error" not in r:  # an unreadable file is a finding already
                 console.print(_data_line(r), markup=False, highlight=False)

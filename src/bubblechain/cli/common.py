@@ -55,6 +55,12 @@ def cell(text: str, width: int) -> Text:
     return Text(text if len(text) <= width else text[: width - 3] + "...")
 
 
+def print_unchecked(items: list[str]) -> None:
+    """What a reading command could not check with this user's access: not a finding."""
+    for item in items:
+        console.print(Text(f"- not checked: {item}", style="yellow"))
+
+
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 

@@ -27,6 +27,7 @@ from .common import (
     handle_errors,
     open_for_writing,
     print_table,
+    print_unchecked,
 )
 
 
@@ -119,7 +120,7 @@ def status(home: HomeOpt = None, json_: JsonOpt = False) -> None:
             str(w["height"]),
             str(w["size"]),
             _time(ts * 1_000_000) if ts else "-",
-            w.get("error") or "",
+            w.get("error") or w.get("unchecked") or "",
         )
     print_table(t)
 
@@ -205,6 +206,7 @@ def verify(home: HomeOpt = None, json_: JsonOpt = False) -> None:
         led = report.copies.get("ledger")
         for f in report.findings:
             console.print(f"[red]✗[/] {escape(f'{f.where}: {f.detail}')}", markup=True)
+        print_unchecked(report.unchecked)
         if report.ok and led is not None:
             pend = f", {len(led.pending)} awaiting cosignatures" if led.pending else ""
             console.print(

@@ -18,7 +18,7 @@ from pathlib import Path
 import nacl.exceptions
 import nacl.signing
 
-from ..errors import KeyFileError
+from ..errors import KeyFileError, KeyFileForbidden
 from ..fsutil import write_atomic
 
 # C2SP signed-note signature types.
@@ -132,6 +132,8 @@ class Identity(PublicIdentity):
             raw = path.read_bytes()
         except FileNotFoundError:
             raise KeyFileError(f"key file {path} is missing") from None
+        except PermissionError as e:
+            raise KeyFileForbidden(f"key file {path} is unreadable: {e.strerror}") from None
         except OSError as e:
             raise KeyFileError(f"key file {path} is unreadable: {e.strerror}") from None
         if os.name == "posix" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):

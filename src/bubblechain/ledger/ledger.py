@@ -22,7 +22,7 @@ from .. import merkle
 from ..artifacts import ArtifactStore
 from ..crypto.keys import SIG_COSIGNATURE_V1, SIG_ED25519, Identity, validate_key_name
 from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
-from ..errors import NotFinal, Rejected, StoreError, UsageError
+from ..errors import KeyFileForbidden, NotFinal, Rejected, StoreError, UsageError
 from ..fsutil import fsync_dir, write_atomic
 from ..home import Home, resolve_home
 from ..witness.local import (
@@ -532,6 +532,8 @@ class Ledger:
             info: dict[str, Any] = {"name": w.name, "height": None, "size": None, "usable": True}
             try:
                 load_witness_key(self.home.witness(w.name), self.genesis)
+            except KeyFileForbidden as e:  # a reader with read access only
+                info["unchecked"] = f"key not checked: {e}"
             except (ValueError, OSError) as e:
                 info["usable"], info["error"] = False, f"unusable: {e}"
             try:

@@ -26,7 +26,7 @@ from ..crypto.note import (
     verify_cosignature,
     verify_note_signature,
 )
-from ..errors import Rejected, StoreError, UsageError
+from ..errors import KeyFileForbidden, Rejected, StoreError, UsageError
 from ..home import Home, resolve_home
 from ..witness.local import REPLICA_FILE, load_witness_key
 from .block import ZERO_HASH, block_extension, header_hash, parse_header
@@ -75,6 +75,9 @@ class CopyView:
 class Report:
     findings: list[Finding]
     copies: dict[str, CopyView]
+    # What this reader may not read (a witness's private key, for an auditor with read
+    # access only): left unchecked, and said so, rather than reported as broken.
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -93,6 +96,7 @@ class Report:
                 }
                 for label, v in self.copies.items()
             },
+            "unchecked": self.unchecked,
         }
 
 
@@ -549,6 +553,7 @@ def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
     h = Home(resolve_home(home))
     genesis = genesis or read_genesis(h)
     findings: list[Finding] = []
+    unchecked: list[str] = []
     copies: dict[str, CopyView] = {}
     led = Store.open(h.store, readonly=True)
     replicas: dict[str, Store] = {}
@@ -557,6 +562,8 @@ def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
             path = h.witness(w.name) / REPLICA_FILE
             try:
                 load_witness_key(h.witness(w.name), genesis)
+            except KeyFileForbidden as e:
+                unchecked.append(f"witness {w.name}'s key: {e} (read access only?)")
             except (ValueError, OSError) as e:  # it can cosign nothing more
                 findings.append(Finding("witness", f"witness {w.name}", f"unusable: {e}"))
                 if not path.parent.is_dir():
@@ -585,4 +592,4 @@ def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
         led.close()
         for s in replicas.values():
             s.close()
-    return Report(findings, copies)
+    return Report(findings, copies, unchecked)
