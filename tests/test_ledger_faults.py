@@ -68,9 +68,9 @@ def test_a_payload_edited_with_sql_replace_is_text_and_gives_the_blob_edits_find
         ("message", where, "stored leaf hash does not match the entry"),
         ("message", where, "signature does not verify under 'admin''s registered key"),
         ("checkpoint", "block 1", "checkpoint root does not match the recomputed log"),
-        ("replica", where, "differs from witness w1's copy"),
-        ("replica", where, "differs from witness w2's copy"),
-        ("replica", where, "differs from witness w3's copy"),
+        ("replica", where, "differs from witness w1's copy, which verifies"),
+        ("replica", where, "differs from witness w2's copy, which verifies"),
+        ("replica", where, "differs from witness w3's copy, which verifies"),
     } <= got
     assert any(k == "root" and w == "block 1" for k, w, _ in got)
     # message 2 became TEXT with the same bytes: nothing is wrong with it
@@ -90,7 +90,7 @@ def test_any_storage_class_in_a_blob_column_is_a_finding_not_a_crash(home, value
     got = findings(home)
     where = "message 1 (block 1)"
     assert any(k == "message" and w == where and d.startswith("malformed") for k, w, d in got)
-    assert ("replica", where, "differs from witness w1's copy") in got
+    assert ("replica", where, "differs from witness w1's copy, which verifies") in got
 
 
 def test_blob_columns_stored_as_text_with_the_same_bytes_are_not_findings(home):

@@ -61,8 +61,25 @@ def test_one_byte_of_a_stored_message_changed_in_the_file(home):
     assert "signature does not verify under 'admin''s registered key" in w[where]
     assert "stored id does not match the payload's hash" in w[where]
     assert any("header root does not match" in d for d in w[f"block {blk}"])
-    assert "differs from witness w1's copy" in w[where]
+    assert "differs from witness w1's copy, which verifies" in w[where]
     assert not [k for k in w if k.startswith("message") and k != where]  # nothing else blamed
+
+
+def test_one_byte_of_a_message_changed_in_one_witness_replica_is_placed_at_that_witness(home):
+    """The comparison's finding was placed at the ledger's message ("message 10: differs
+    from witness w2's copy"), as if the ledger were the copy tampered with."""
+    replica = home / "witnesses" / "w2" / "replica.db"
+    raw = replica.read_bytes()
+    needle = b'"text":"note 009"'
+    assert raw.count(needle) == 1
+    at = raw.index(needle) + len(needle) - 2
+    replica.write_bytes(raw[:at] + b"7" + raw[at + 1 :])
+    idx, blk = 10, block_of(home, 10)
+    w = wheres(home)
+    mine = f"witness w2, message {idx} (block {blk})"
+    assert "stored id does not match the payload's hash" in w[mine]
+    assert "differs from the ledger's copy, which verifies" in w[mine]
+    assert not [k for k in w if not k.startswith("witness w2")]  # the ledger is not blamed
 
 
 def test_one_byte_of_a_block_header_changed(home):
@@ -132,7 +149,7 @@ def test_two_messages_reordered(home):
     assert "sequence 13 from 'admin' out of order (expected 15)" in w[f"message 13 (block {blk})"]
     assert any("header root does not match" in d for d in w[f"block {blk}"])
     for idx in (12, 13):
-        assert "differs from witness w2's copy" in w[f"message {idx} (block {blk})"]
+        assert "differs from witness w2's copy, which verifies" in w[f"message {idx} (block {blk})"]
 
 
 def test_insider_rewrites_a_message_and_resigns_everything_with_the_sequencer_key(home):

@@ -446,12 +446,20 @@ def _compare_messages(led, rep, h, lv, rv, out) -> None:
     mine = {r.idx: (r.payload, r.sig) for r in led.messages(start=start, stop=stop)}
     theirs = {r.idx: (r.payload, r.sig) for r in rep.messages(start=start, stop=stop)}
     diffs = [i for i in range(start, stop) if mine.get(i) != theirs.get(i)]
+    flagged = {f.where for f in out if f.kind == "message"}  # each copy's own checks
     for i in diffs[:_MAX_DIFFS]:
-        if i in mine:
-            detail = f"differs from witness {rv.label}'s copy"
-        else:
+        where = f"message {i} (block {h})"
+        theirs_bad = _where(rv.label, where) in flagged
+        if i not in mine:
             detail = f"missing from the ledger; witness {rv.label} holds it"
-        out.append(Finding("replica", f"message {i} (block {h})", detail))
+        elif theirs_bad and where not in flagged and i in theirs:  # the witness's is wrong
+            detail = "differs from the ledger's copy, which verifies"
+            where = _where(rv.label, where)
+        elif where in flagged and not theirs_bad and i in theirs:
+            detail = f"differs from witness {rv.label}'s copy, which verifies"
+        else:
+            detail = f"differs from witness {rv.label}'s copy"
+        out.append(Finding("replica", where, detail))
     if len(diffs) > _MAX_DIFFS:
         detail = f"{len(diffs) - _MAX_DIFFS} more messages differ from witness {rv.label}'s copy"
         out.append(Finding("replica", f"block {h}", detail))
