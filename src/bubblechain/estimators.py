@@ -32,6 +32,7 @@ import hashlib
 import inspect
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -62,11 +63,45 @@ __all__ = [
 
 
 class NotFittedError(ValueError, AttributeError):
-    """An estimator was used before ``fit`` (a ValueError and AttributeError, as scikit-learn's)."""
+    """An estimator was used before ``fit`` (a ValueError and AttributeError, as scikit-learn's).
+
+    When scikit-learn is loaded, what is raised is also ``sklearn.exceptions.NotFittedError``.
+    """
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # rebuilt with the receiving process's flavour (joblib workers send errors back)
+        return _not_fitted_error, self.args
 
 
 class ConvergenceWarning(UserWarning):
-    """The optimiser stopped at its iteration limit rather than converging."""
+    """The optimiser stopped at its iteration limit rather than converging.
+
+    When scikit-learn is loaded, what is warned is also ``sklearn.exceptions.ConvergenceWarning``,
+    so filters on either class apply.
+    """
+
+
+_FLAVOURED: dict[tuple[type, type], type] = {}
+
+
+def _sklearn_flavour(ours: type) -> type:
+    """``ours``, or, when ``sklearn.exceptions`` is loaded, a subclass of ``ours`` and of
+    scikit-learn's class of the same name, so ``except``/warning filters naming either
+    catch it. scikit-learn is not imported for this (it is not a dependency): code that
+    names its classes has imported it already.
+    """
+    theirs = getattr(sys.modules.get("sklearn.exceptions"), ours.__name__, None)
+    if not isinstance(theirs, type) or issubclass(ours, theirs):
+        return ours
+    cls = _FLAVOURED.get((ours, theirs))
+    if cls is None:
+        attrs = {"__module__": __name__, "__qualname__": ours.__qualname__, "__doc__": ours.__doc__}
+        cls = _FLAVOURED[ours, theirs] = type(ours.__name__, (ours, theirs), attrs)
+    return cls
+
+
+def _not_fitted_error(*args: Any) -> NotFittedError:
+    return _sklearn_flavour(NotFittedError)(*args)
 
 
 # --- inputs -----------------------------------------------------------------------
@@ -452,7 +487,7 @@ class _Estimator:
     def _check_fitted(self) -> Params:
         params = getattr(self, "params_", None)
         if params is None:
-            raise NotFittedError(
+            raise _not_fitted_error(
                 f"this {type(self).__name__} is not fitted yet; call fit before using it"
             )
         return params
@@ -561,7 +596,7 @@ class LogisticRegression(_Classifier):
             warnings.warn(
                 f"LogisticRegression did not converge ({self.status_}) after "
                 f"{int(params['iteration'])} iterations; raise max_iter (or iterations)",
-                ConvergenceWarning,
+                _sklearn_flavour(ConvergenceWarning),
                 stacklevel=4,
             )
 
