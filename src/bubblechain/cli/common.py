@@ -73,8 +73,8 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def open_for_writing(home: str | None) -> Ledger:
-    """Open the ledger to append; if another process holds it, say so on stderr while waiting."""
+def lock_notice(home: str | None) -> Callable[[str, float], None]:
+    """What a command waiting for the home's lock says on stderr, once, after a second."""
     root = resolve_home(home)
 
     def waiting(holder: str, timeout: float) -> None:
@@ -86,7 +86,12 @@ def open_for_writing(home: str | None) -> Ledger:
             soft_wrap=True,
         )
 
-    return Ledger.open(home, on_lock_wait=waiting)
+    return waiting
+
+
+def open_for_writing(home: str | None) -> Ledger:
+    """Open the ledger to append; if another process holds it, say so on stderr while waiting."""
+    return Ledger.open(home, on_lock_wait=lock_notice(home))
 
 
 def handle_errors(fn: F) -> F:

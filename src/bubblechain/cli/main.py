@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..errors import Terminated
 from ..interrupts import interrupt
-from . import audit_cmds, data_cmds, ledger_cmds, train_cmds
+from . import audit_cmds, data_cmds, ledger_cmds, train_cmds, witness_cmds
 from .common import EXIT_USAGE, fail
 
 # Typer raises click's exceptions: click's own, or (typer 0.2x) those of the copy of click
@@ -78,6 +78,7 @@ ledger_cmds.register(app)
 data_cmds.register(app)
 train_cmds.register(app)
 audit_cmds.register(app)
+witness_cmds.register(app)
 
 
 def _version(value: bool) -> None:

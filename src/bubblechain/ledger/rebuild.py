@@ -1,0 +1,164 @@
+"""Rebuild an embedded witness's replica from the final blocks of the ledger.
+
+A replica lost or corrupted (a disk failure, a bad restore) leaves its witness
+unable to cosign, and with one more such witness no block can become final.
+The rebuilt witness re-validates every message from the genesis, as it does
+for any block, but accepts only blocks a quorum of witnesses has already made
+final: having lost its memory of what it cosigned, it vouches for nothing new
+until the sequencer offers it the later blocks in the usual way. A cosignature
+of its own that the ledger kept for a block must verify over that block's
+checkpoint; one that does not is evidence that the ledger's history changed
+under it, and nothing is rebuilt. The new replica is built beside the old
+one and swapped in only once complete; the old one is kept, renamed, since it
+may hold evidence of equivocation.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
+from ..errors import Rejected, UsageError, WitnessRefusal
+from ..fsutil import fsync_dir
+from ..home import Home, resolve_home
+from ..witness.local import REPLICA_FILE, LocalWitness, load_witness_key
+from .genesis import read_genesis
+from .ledger import Ledger
+from .lock import HomeLock, lock_wait_seconds
+from .sequencer import load_block
+from .store import Store
+
+
+@dataclass
+class Rebuilt:
+    witness: str
+    blocks: int  # replayed: the ledger's final blocks
+    messages: int
+    replaced: str | None  # where the old replica was kept, if there was one
+    cosigned: int  # final blocks the witness had no cosignature of on the ledger
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def rebuild_witness(
+    home: Any,
+    name: str,
+    on_block: Callable[[int, int], None] | None = None,
+    on_lock_wait: Callable[[str, float], None] | None = None,
+) -> Rebuilt:
+    """Replace witness ``name``'s replica by one rebuilt from the ledger's final blocks.
+
+    Holds the home's lock throughout, so nothing is appended meanwhile. Raises
+    UsageError, with nothing changed, if the witness is unknown, its key is not
+    the genesis one, or the ledger's history fails its checks.
+    ``on_block(done, total)`` reports progress; ``on_lock_wait`` is called as by
+    `Ledger.open` while another process holds the home.
+    """
+    h = Home(resolve_home(home))
+    genesis = read_genesis(h)
+    if genesis.witness(name) is None:
+        known = ", ".join(w.name for w in genesis.witnesses)
+        raise UsageError(f"witness {name!r} is not in the genesis (its witnesses: {known})")
+    directory = h.witness(name)
+    try:
+        identity = load_witness_key(directory, genesis)
+    except UsageError as e:  # a replica can be rebuilt, a private key cannot
+        raise UsageError(f"witness {name} cannot be rebuilt: {e}") from None
+    lock = HomeLock(h.lock, lock_wait_seconds(), on_lock_wait)
+    try:
+        with Ledger.open(h.root, readonly=True) as led:
+            final = led.final_height()
+            _check_own_cosignatures(led, name)
+            fresh = directory / f"{REPLICA_FILE}.rebuild-{os.getpid()}"
+            _remove(fresh)
+            witness = LocalWitness(
+                directory, identity, Store.create(fresh, genesis, "witness", name)
+            )
+            mine, missing, messages = [], [], 0
+            try:
+                for height in range(final + 1):
+                    try:
+                        block = load_block(led.store, height)
+                        sig = witness.add_block(block)
+                    except (WitnessRefusal, Rejected, ValueError, KeyError) as e:
+                        why = e.reason if isinstance(e, WitnessRefusal) else str(e)
+                        raise UsageError(
+                            f"witness {name}: block {height} of the ledger cannot be replayed "
+                            f"({why}); nothing was replaced (`bubblechain verify` says more)"
+                        ) from None
+                    messages += len(block.messages)
+                    kept = led.store.cosignatures(height).get(name)
+                    if kept is not None:
+                        mine.append((height, name, kept))  # the original attestation
+                    else:
+                        missing.append((height, name, sig.line()))
+                    if on_block is not None:
+                        on_block(height + 1, final + 1)
+                witness.store.add_cosignatures(mine)
+            finally:
+                witness.close()
+        if missing:  # cosignatures the ledger never received: it collects them
+            store = Store.open(h.store)
+            try:
+                store.add_cosignatures(missing)
+            finally:
+                store.close()
+        replaced = _swap(directory / REPLICA_FILE, fresh)
+    except BaseException:
+        _remove(directory / f"{REPLICA_FILE}.rebuild-{os.getpid()}")
+        raise
+    finally:
+        lock.release()
+    return Rebuilt(name, final + 1, messages, replaced, len(missing))
+
+
+def _check_own_cosignatures(led: Ledger, name: str) -> None:
+    """Every cosignature the ledger kept from ``name`` must verify over its block."""
+    pinned = led.genesis.witness(name)
+    for row in led.store.blocks():
+        line = led.store.cosignatures(row.height).get(name)
+        if line is None:
+            continue
+        try:
+            body = SignedNote.parse(row.checkpoint).body
+            ok = verify_cosignature(body, NoteSignature.parse_line(line), pinned)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise UsageError(
+                f"witness {name}: its cosignature of block {row.height} kept on the ledger "
+                "does not verify over that block: the ledger's history changed after the "
+                "witness cosigned it; nothing was rebuilt (`bubblechain verify` says more)"
+            )
+
+
+def _swap(replica: Path, fresh: Path) -> str | None:
+    """Put ``fresh`` in place of ``replica``, keeping the old one (and its WAL) renamed."""
+    kept = None
+    if replica.exists():
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        kept = replica.with_name(f"{replica.name}.replaced-{stamp}")
+        n = 1
+        while kept.exists():  # two rebuilds in one second keep both old replicas
+            n += 1
+            kept = replica.with_name(f"{replica.name}.replaced-{stamp}-{n}")
+        for suffix in ("-wal", "-shm", ""):  # the WAL keeps its name's pairing
+            old = replica.with_name(replica.name + suffix)
+            if old.exists():
+                os.replace(old, kept.with_name(kept.name + suffix))
+    for suffix in ("-wal", "-shm"):
+        _remove(fresh.with_name(fresh.name + suffix))  # closed: checkpointed into the file
+    os.replace(fresh, replica)
+    fsync_dir(replica.parent)
+    return str(kept) if kept else None
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)

@@ -1,0 +1,143 @@
+"""`bubblechain witness rebuild`: a lost or corrupt replica rebuilt from the final record."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import rewrite_and_resign, tree_digest
+
+from bubblechain.crypto.keys import Identity
+from bubblechain.ledger import Ledger, Message
+from bubblechain.ledger.lock import HomeLock
+from bubblechain.ledger.verify import verify_home
+
+BLOCK = 4
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    h = tmp_path / "home"
+    Ledger.init(h).close()
+    with Ledger.open(h, block_size=BLOCK) as led:
+        for i in range(10):
+            led.append("note", {"text": f"note {i}"})
+    return h
+
+
+def replica(home: Path, name: str) -> Path:
+    return home / "witnesses" / name / "replica.db"
+
+
+def findings(home: Path) -> list[str]:
+    return [str(f) for f in verify_home(home).findings]
+
+
+def test_a_deleted_replica_is_rebuilt_and_the_witness_cosigns_again(home, cli):
+    for f in replica(home, "w2").parent.glob("replica.db*"):
+        f.unlink()
+    assert findings(home) == [
+        f"witness w2: unusable: ledger store {replica(home, 'w2')} does not exist"
+    ]
+    with Ledger.open(home, readonly=True) as led:
+        final, size = led.final_height(), led.store.size()
+
+    code, out, err = cli("witness", "rebuild", "w2", "--home", home, "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {
+        "witness": "w2",
+        "blocks": final + 1,
+        "messages": size,
+        "replaced": None,
+        "cosigned": 0,
+    }
+    assert findings(home) == []
+    with Ledger.open(home) as led:  # the rebuilt witness takes the next block as usual
+        led.append("note", {"text": "after"})
+        led.flush()
+        st = led.status()
+    assert [w["height"] for w in st["witnesses"]] == [st["height"]] * 3
+    assert findings(home) == []
+
+
+def test_a_corrupt_replica_is_replaced_and_kept_beside_the_new_one(home, cli):
+    garbage = b"not a database " * 300
+    for f in replica(home, "w3").parent.glob("replica.db-*"):
+        f.unlink()
+    replica(home, "w3").write_bytes(garbage)
+    assert any("w3: unusable" in f for f in findings(home))
+
+    code, out, _ = cli("witness", "rebuild", "w3", "--home", home)
+    assert code == 0
+    assert out.startswith("✓ witness w3 rebuilt: ")
+    kept = [p for p in replica(home, "w3").parent.iterdir() if ".replaced-" in p.name]
+    assert [p.read_bytes() for p in kept] == [garbage]  # the old one, byte for byte
+    assert f"the old replica is kept at {kept[0]}" in out
+    assert findings(home) == []
+
+
+def test_a_ledger_whose_history_changed_after_the_witness_cosigned_is_refused(home, cli):
+    """The insider rewrites a message and re-signs every checkpoint with the sequencer
+    key: the witness's own cosignatures kept on the ledger no longer verify, so its
+    replica is not rebuilt from that history."""
+    admin = Identity.load(home / "keys" / "admin.key")
+    con = sqlite3.connect(home / "ledger.db")
+    payload = con.execute("SELECT payload FROM messages WHERE idx=5").fetchone()[0]
+    con.close()
+    old = Message.from_parts(payload, bytes(64))
+    forged = Message.create(
+        admin, "note", {"text": "forged"}, seq=old.seq, time_us=old.fields["time"]
+    )
+    rewrite_and_resign(home, 5, forged)
+    before = tree_digest(home / "witnesses")
+
+    code, _, err = cli("witness", "rebuild", "w1", "--home", home)
+    assert code == 2
+    assert err.startswith("error: witness w1: its cosignature of block ")
+    assert "does not verify over that block: the ledger's history changed" in err
+    assert tree_digest(home / "witnesses") == before  # nothing replaced, nothing left over
+
+
+def test_a_message_edited_in_the_ledger_is_refused_and_nothing_is_replaced(home, cli):
+    con = sqlite3.connect(home / "ledger.db")
+    con.execute("UPDATE messages SET payload=replace(payload, 'note 3', 'note 8') WHERE idx=4")
+    con.commit()
+    con.close()
+    before = tree_digest(home / "witnesses")
+    code, _, err = cli("witness", "rebuild", "w2", "--home", home)
+    assert code == 2
+    assert err.startswith("error: witness w2: block ")
+    assert "of the ledger cannot be replayed" in err
+    assert tree_digest(home / "witnesses") == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["w9"], "error: witness 'w9' is not in the genesis (its witnesses: w1, w2, w3)"),
+        (["w1"], "error: witness w1 cannot be rebuilt: key file {home}/witnesses/w1/witness.key "),
+    ],
+    ids=["unknown-witness", "lost-key"],
+)
+def test_what_cannot_be_rebuilt_is_one_line_and_changes_nothing(home, cli, args, message):
+    (home / "witnesses" / "w1" / "witness.key").unlink()
+    before = tree_digest(home)
+    code, out, err = cli("witness", "rebuild", *args, "--home", home)
+    assert (code, out) == (2, "")
+    assert err.startswith(message.format(home=home)) and err.count("\n") == 1
+    assert tree_digest(home) == before
+
+
+def test_a_home_in_use_is_waited_for_then_given_up(home, cli):
+    lock = HomeLock(home / "ledger.lock", 1)
+    try:
+        code, _, err = cli(
+            "witness", "rebuild", "w2", "--home", home, env={"BUBBLECHAIN_LOCK_WAIT": "0"}
+        )
+    finally:
+        lock.release()
+    assert code == 2
+    assert f"error: ledger {home} is in use by " in err
+    assert not list(replica(home, "w2").parent.glob("*.rebuild-*"))
