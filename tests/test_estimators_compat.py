@@ -67,3 +67,115 @@ def test_scikit_learn_stays_optional_at_run_time():
         "assert 'sklearn' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --- inputs ------------------------------------------------------------------------------
+
+ROWS = np.arange(12.0).reshape(6, 2)
+LABELS = np.array([0, 1, 0, 1, 0, 1])
+
+
+def _fit(cls, X, y=LABELS):
+    return cls().fit(X, y) if cls is not KMeans else cls(2).fit(X)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_zero_feature_columns_are_refused(cls):
+    """LogisticRegression and LinearRegression fitted an intercept-only model on them,
+    KMeans warned 'Mean of empty slice', GaussianNB failed on a zero-size reduction."""
+    pd = pytest.importorskip("pandas")
+    for X in (np.empty((6, 0)), pd.DataFrame(ROWS, columns=["a", "b"])[[]]):
+        with pytest.raises(ValueError) as e:
+            _fit(cls, X)
+        assert str(e.value) == (
+            "X has 0 feature(s) (shape=(6, 0)) while a minimum of 1 is required"
+        )
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_complex_numbers_and_dates_are_refused_not_cast(cls):
+    """The cast to float64 dropped imaginary parts (with only numpy's ComplexWarning) and
+    turned dates into counts of days or nanoseconds since 1970."""
+    pd = pytest.importorskip("pandas")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning on the way
+        with pytest.raises(ValueError, match=r"^X holds complex numbers: complex data not"):
+            _fit(cls, ROWS + 1j)
+        frame = pd.DataFrame(ROWS, columns=["a", "b"]).assign(when=pd.Timestamp("2024-01-01"))
+        with pytest.raises(TypeError, match=r"^X column 'when' holds datetime64\[\w+\] values"):
+            _fit(cls, frame)
+        days = np.full((6, 2), np.datetime64("2024-01-01", "D"))
+        with pytest.raises(TypeError, match=r"^X holds datetime64\[D\] values: convert dates"):
+            _fit(cls, days)
+
+
+@pytest.mark.parametrize("cls", [LinearRegression, Ridge])
+def test_a_regression_target_that_is_not_real_numbers_is_refused_naming_y(cls):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"^y \(the target\) holds complex numbers"):
+            cls().fit(ROWS, np.arange(6) + 1j)  # was fitted on the real parts
+    with pytest.raises(ValueError) as e:  # was numpy's message alone, naming neither
+        cls().fit(ROWS, list("abcdef"))
+    assert str(e.value) == (
+        "y (the target) must be numeric: could not convert string to float: np.str_('a')"
+    )
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_sparse_input_is_refused_saying_so(cls):
+    """It was 'X must be numeric: setting an array element with a sequence.'"""
+    sparse = pytest.importorskip("scipy.sparse")
+    for X in (sparse.csr_matrix(ROWS), sparse.csr_array(ROWS)):
+        with pytest.raises(TypeError) as e:
+            _fit(cls, X)
+        kind = type(X).__name__
+        assert str(e.value) == (
+            f"X is a sparse {kind}; sparse input is not supported: pass a dense array (X.toarray())"
+        )
+    fitted = _fit(cls, ROWS)
+    with pytest.raises(TypeError, match="sparse input is not supported"):
+        fitted.predict(sparse.csr_matrix(ROWS))
+
+
+def test_a_column_that_is_not_numbers_is_named():
+    """A DataFrame's or Table's text column gave numpy's message alone, naming no column."""
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(ROWS, columns=["a", "b"]).assign(city=["Paris"] * 6)
+    with pytest.raises(ValueError) as e:
+        GaussianNB().fit(frame, LABELS)
+    assert (
+        str(e.value)
+        == "X column 'city' must be numeric: could not convert string to float: 'Paris'"
+    )
+    with pytest.raises(ValueError, match=r"^X column 'city' must be numeric"):
+        GaussianNB().fit(pa.Table.from_pandas(frame), LABELS)
+    fitted = GaussianNB().fit(frame[["a", "b"]], LABELS)
+    with pytest.raises(ValueError, match=r"^X column 'b' must be numeric"):
+        fitted.predict(frame.assign(b="x"))
+    objects = ROWS.astype(object)
+    objects[3, 1] = {"foo": "bar"}  # a TypeError as numpy's (and scikit-learn's)
+    with pytest.raises(TypeError, match=r"^X must be numeric: float\(\) argument must be a"):
+        GaussianNB().fit(objects, LABELS)
+
+
+def test_nan_in_x_is_located():
+    """It was 'X contains NaN or infinity', however large X."""
+    pd = pytest.importorskip("pandas")
+    X = ROWS.copy()
+    X[4, 1] = np.nan
+    X[5, 0] = np.inf
+    with pytest.raises(ValueError) as e:
+        LinearRegression().fit(X, LABELS)
+    assert str(e.value) == (
+        "X contains NaN or infinity: 2 value(s), the first at row position 4, column 1"
+    )
+    frame = pd.DataFrame(ROWS, columns=["a", "b"]).assign(
+        n=pd.array([1, 2, None, 4, 5, 6], dtype="Int64")  # pandas NA: NaN, then refused
+    )
+    with pytest.raises(ValueError) as e:
+        GaussianNB().fit(frame, LABELS)
+    assert str(e.value) == (
+        "X contains NaN or infinity: 1 value(s), the first at row position 2, column 'n'"
+    )

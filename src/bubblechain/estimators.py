@@ -107,6 +107,23 @@ def _not_fitted_error(*args: Any) -> NotFittedError:
 # --- inputs -----------------------------------------------------------------------
 
 
+def _numeric(values: Any, what: str) -> np.ndarray:
+    """``values`` as float64; complex numbers (whose imaginary part a cast would drop),
+    dates, durations and values that are not numbers are refused, naming ``what``."""
+    try:
+        a = np.asarray(values)
+    except ValueError as e:  # ragged rows
+        raise ValueError(f"{what} must be a rectangular array of numbers: {e}") from None
+    if np.iscomplexobj(a):
+        raise ValueError(f"{what} holds complex numbers: complex data not supported")
+    if a.dtype.kind in "mM":  # a cast would give counts of nanoseconds, days… silently
+        raise TypeError(f"{what} holds {a.dtype} values: convert dates and durations to numbers")
+    try:
+        return a.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as e:  # the same class numpy raised
+        raise type(e)(f"{what} must be numeric: {e}") from None
+
+
 def _as_matrix(X: Any, what: str = "X") -> tuple[np.ndarray, list[str] | None]:
     """X as a finite 2-d float64 array, plus its column names when it has string names.
 
@@ -118,25 +135,38 @@ def _as_matrix(X: Any, what: str = "X") -> tuple[np.ndarray, list[str] | None]:
             f"{what} must be an array or a table here, got {type(X).__name__} {X!r}; "
             "fit(NAME, target=...) takes a committed dataset's name"
         )
+    sparse = sys.modules.get("scipy.sparse")  # only loaded if X could be sparse
+    if sparse is not None and sparse.issparse(X):
+        raise TypeError(
+            f"{what} is a sparse {type(X).__name__}; sparse input is not supported: "
+            f"pass a dense array ({what}.toarray())"
+        )
     names: list[str] | None = None
+    columns: list[Any] | None = None
     if hasattr(X, "column_names") and hasattr(X, "column"):  # pyarrow Table
-        names = [str(c) for c in X.column_names]
+        columns = list(X.column_names)
+        names = [str(c) for c in columns]
         arr = (
             np.column_stack(
-                [np.asarray(X.column(c).to_numpy(), dtype=np.float64) for c in X.column_names]
+                [
+                    _numeric(X.column(j).to_numpy(), f"{what} column {c!r}")
+                    for j, c in enumerate(columns)
+                ]
             )
             if X.num_columns
             else np.empty((X.num_rows, 0))
         )
     elif hasattr(X, "columns") and hasattr(X, "to_numpy"):  # pandas DataFrame
-        cols = list(X.columns)
-        names = [str(c) for c in cols] if all(isinstance(c, str) for c in cols) else None
-        arr = X.to_numpy(dtype=np.float64)
+        columns = list(X.columns)
+        names = [str(c) for c in columns] if all(isinstance(c, str) for c in columns) else None
+        if all(getattr(d, "kind", "O") in "biuf" for d in X.dtypes):  # real numbers throughout
+            arr = X.to_numpy(dtype=np.float64, na_value=np.nan)  # pandas NA → NaN, refused below
+        else:
+            arr = np.empty(X.shape)
+            for j, c in enumerate(columns):
+                arr[:, j] = _numeric(X.iloc[:, j].to_numpy(na_value=np.nan), f"{what} column {c!r}")
     else:
-        try:
-            arr = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{what} must be numeric: {e}") from None
+        arr = _numeric(X, what)
     if arr.ndim == 1:
         raise ValueError(
             f"{what} must be two-dimensional, got a 1-d array of {arr.shape[0]} values; "
@@ -146,8 +176,18 @@ def _as_matrix(X: Any, what: str = "X") -> tuple[np.ndarray, list[str] | None]:
         raise ValueError(f"{what} must be two-dimensional, got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise ValueError(f"{what} has no rows")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{what} contains NaN or infinity")
+    if arr.shape[1] == 0:  # scikit-learn's words
+        raise ValueError(
+            f"{what} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required"
+        )
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row, col = divmod(int(np.argmax(bad)), arr.shape[1])  # the first, in row order
+        where = f"column {columns[col]!r}" if columns is not None else f"column {col}"
+        raise ValueError(
+            f"{what} contains NaN or infinity: {int(bad.sum())} value(s), the first at "
+            f"row position {row}, {where}"
+        )
     return arr, names
 
 
@@ -346,7 +386,7 @@ class _Estimator:
                 raise ValueError(
                     f"y (the target) is missing at positions {_sums.show_rows(missing)}"
                 )
-            y = np.asarray(y, dtype=np.float64)
+            y = _numeric(y, "y (the target)")
             if not np.isfinite(y).all():
                 rows = np.flatnonzero(~np.isfinite(y))
                 raise ValueError(
