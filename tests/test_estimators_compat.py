@@ -179,3 +179,24 @@ def test_nan_in_x_is_located():
     assert str(e.value) == (
         "X contains NaN or infinity: 1 value(s), the first at row position 2, column 'n'"
     )
+
+
+# --- warnings ----------------------------------------------------------------------------
+
+
+def test_warnings_point_at_the_line_that_called_fit(tmp_path):
+    """The ConvergenceWarning of an untracked fit named the line that called the function
+    calling fit (stacklevel fixed for the tracked path, one frame deeper)."""
+    from bubblechain.ledger import Ledger
+
+    X, y = datasets.load_breast_cancer(return_X_y=True)
+    home = tmp_path / "home"
+    Ledger.init(home).close()
+    for est in (
+        LogisticRegression(max_iter=2),
+        LogisticRegression(max_iter=2, ledger=home, engine="inline", partitions=1),
+    ):
+        with pytest.warns(ConvergenceWarning) as record:
+            line = sys._getframe().f_lineno + 1
+            est.fit(X, y)
+        assert [(w.filename, w.lineno) for w in record] == [(__file__, line)]

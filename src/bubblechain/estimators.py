@@ -104,6 +104,15 @@ def _not_fitted_error(*args: Any) -> NotFittedError:
     return _sklearn_flavour(NotFittedError)(*args)
 
 
+def _warn(message: str, category: type[Warning]) -> None:
+    """Warn ``category`` (scikit-learn's flavour when loaded) at the line that called into
+    this module — ``fit`` reaches the warning by different paths, tracked or not."""
+    frame, level = sys._getframe(1), 2  # stacklevel 2 is the frame calling _warn
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, _sklearn_flavour(category), stacklevel=level)
+
+
 # --- inputs -----------------------------------------------------------------------
 
 
@@ -633,11 +642,10 @@ class LogisticRegression(_Classifier):
         self.n_iter_ = np.array([int(params["iteration"])], dtype=np.int32)
         self.status_ = str(params["status"])
         if not self.status_.startswith("converged"):
-            warnings.warn(
+            _warn(
                 f"LogisticRegression did not converge ({self.status_}) after "
                 f"{int(params['iteration'])} iterations; raise max_iter (or iterations)",
-                _sklearn_flavour(ConvergenceWarning),
-                stacklevel=4,
+                ConvergenceWarning,
             )
 
     def decision_function(self, X: Any) -> np.ndarray:
