@@ -39,7 +39,8 @@ def test_a_deleted_replica_is_rebuilt_and_the_witness_cosigns_again(home, cli):
     for f in replica(home, "w2").parent.glob("replica.db*"):
         f.unlink()
     assert findings(home) == [
-        f"witness w2: unusable: ledger store {replica(home, 'w2')} does not exist"
+        f"witness w2: unusable: ledger store {replica(home, 'w2')} does not exist "
+        "(`bubblechain witness rebuild w2` rebuilds it)"
     ]
     with Ledger.open(home, readonly=True) as led:
         final, size = led.final_height(), led.store.size()

@@ -579,7 +579,8 @@ def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
             try:
                 replicas[w.name] = Store.open(path, readonly=True)
             except StoreError as e:
-                findings.append(Finding("replica", f"witness {w.name}", f"unusable: {e}"))
+                detail = f"unusable: {e} (`bubblechain witness rebuild {w.name}` rebuilds it)"
+                findings.append(Finding("replica", f"witness {w.name}", detail))
         # Each copy read as one snapshot, the witnesses' before the ledger's: a block
         # reaches the ledger before any witness, so no replica is ahead of it in the
         # middle of an append, as it would be if the ledger were read first.
