@@ -200,3 +200,35 @@ def test_warnings_point_at_the_line_that_called_fit(tmp_path):
             line = sys._getframe().f_lineno + 1
             est.fit(X, y)
         assert [(w.filename, w.lineno) for w in record] == [(__file__, line)]
+
+
+def test_kmeans_warns_when_it_finds_fewer_distinct_clusters_than_asked(tmp_path):
+    """With fewer distinct points than n_clusters it returned repeated centres silently
+    (scikit-learn warns a ConvergenceWarning)."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from bubblechain.data.ledger import commit_dataset
+    from bubblechain.ledger import Ledger
+
+    X = np.repeat([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]], 10, axis=0)
+    message = (
+        "KMeans found 3 distinct clusters, fewer than n_clusters=5: "
+        "X may have fewer distinct points than clusters"
+    )
+    with pytest.warns(ske.ConvergenceWarning) as record:
+        est = KMeans(5).fit(X)
+    assert [str(w.message) for w in record] == [message]
+    assert len(np.unique(est.labels_)) == 3 and est.inertia_ == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        KMeans(3).fit(X)  # as many clusters as points: no warning
+    home = tmp_path / "home"
+    Ledger.init(home).close()
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.table({"id": np.arange(len(X)), "a": X[:, 0], "b": X[:, 1]}), path)
+    with Ledger.open(home) as led:
+        commit_dataset(led, path, "id", name="dup")
+        for data in (X, "dup"):  # tracked on arrays, and on a committed dataset's name
+            with pytest.warns(ConvergenceWarning) as record:
+                KMeans(5, ledger=led, engine="inline", partitions=2).fit(data)
+            assert [str(w.message) for w in record] == [message]

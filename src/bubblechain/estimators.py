@@ -374,8 +374,9 @@ class _Estimator:
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
 
-    def _after_fit(self, X: np.ndarray) -> None:
-        """Hook for attributes computed on the training rows (KMeans.labels_)."""
+    def _after_fit(self, X: np.ndarray | None) -> None:
+        """Hook for attributes computed on the training rows (KMeans.labels_); None after
+        ``fit("dataset")``, whose rows are not in memory."""
 
     def _check_y(self, y: Any, n_rows: int) -> np.ndarray | None:
         if self._estimator_type == "clusterer":
@@ -492,6 +493,7 @@ class _Estimator:
             meta = self._train(led, name, target, features)
         self.n_features_in_ = len(meta["features"])
         self.feature_names_in_ = np.asarray(meta["features"], dtype=object)
+        self._after_fit(None)
         return self
 
     def _train(
@@ -833,9 +835,20 @@ class KMeans(_Estimator):
         self.inertia_ = float(params["inertia"])
         self.n_iter_ = int(params["iteration"])
 
-    def _after_fit(self, X: np.ndarray) -> None:
-        self.labels_, d2 = assign(X, self.cluster_centers_)
-        self.inertia_ = float(d2.sum())
+    def _after_fit(self, X: np.ndarray | None) -> None:
+        k = len(self.cluster_centers_)
+        if X is None:  # fit("dataset"): no rows here; repeated centres are the sign
+            distinct = len(np.unique(self.cluster_centers_, axis=0))
+        else:
+            self.labels_, d2 = assign(X, self.cluster_centers_)
+            self.inertia_ = float(d2.sum())
+            distinct = len(np.unique(self.labels_))
+        if distinct < k:  # as scikit-learn warns (it does not say it in the attributes)
+            _warn(
+                f"KMeans found {distinct} distinct clusters, fewer than n_clusters={k}: "
+                "X may have fewer distinct points than clusters",
+                ConvergenceWarning,
+            )
 
     def _after_train(self, result: TrainResult) -> None:
         # The job's evaluation round scored the final centres on every partition.
