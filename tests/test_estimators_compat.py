@@ -232,3 +232,23 @@ def test_kmeans_warns_when_it_finds_fewer_distinct_clusters_than_asked(tmp_path)
             with pytest.warns(ConvergenceWarning) as record:
                 KMeans(5, ledger=led, engine="inline", partitions=2).fit(data)
             assert [str(w.message) for w in record] == [message]
+
+
+# --- fit on a committed dataset's name ------------------------------------------------------
+
+
+def test_features_must_be_a_non_empty_list_of_names():
+    """features=[] trained on every numeric column (ones the user had not chosen), and a
+    string was split into letters: "columns ['a', 'g', 'e'] are not in dataset"."""
+    est = LinearRegression(ledger="/nonexistent")  # refused before the home is opened
+    with pytest.raises(ValueError) as e:
+        est.fit("sales", target="revenue", features=[])
+    assert str(e.value) == (
+        "features= names no column: name at least one, or leave it out to train on every "
+        "numeric column but the id and the target"
+    )
+    with pytest.raises(TypeError) as e:
+        est.fit("sales", target="revenue", features="age")
+    assert str(e.value) == (
+        "features= takes a list of column names, got the string 'age'; use features=['age']"
+    )

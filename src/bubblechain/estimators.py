@@ -320,7 +320,17 @@ class _Estimator:
                 raise ValueError(
                     f"X names the committed dataset {X!r}: give its label column as target=, not y"
                 )
-            return self._fit_dataset(X, target, list(features) if features else None)
+            if isinstance(features, str):  # list() would split it into letters
+                raise TypeError(
+                    f"features= takes a list of column names, got the string {features!r}; "
+                    f"use features=[{features!r}]"
+                )
+            if features is not None and not len(features):  # was taken as every column
+                raise ValueError(
+                    "features= names no column: name at least one, or leave it out to "
+                    "train on every numeric column but the id and the target"
+                )
+            return self._fit_dataset(X, target, None if features is None else list(features))
         if target is not None or features is not None:
             raise ValueError("target= and features= apply only when X names a committed dataset")
         if dataset_name is not None:
