@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import re
 import sys
@@ -433,6 +434,21 @@ def test_the_holder_is_named_on_one_line(home, monkeypatch):
     message = str(e.value)
     assert "\n" not in message and "\x1b" not in message
     assert "Z: bubblechain note 'two\\nlines\\x1b[31m'); gave up after 0.1 s" in message
+
+
+def test_a_readers_probe_does_not_fail_a_writer_with_no_wait(home, monkeypatch):
+    """Reading commands probe the lock (who appends?) by taking it for an instant; a writer
+    with BUBBLECHAIN_LOCK_WAIT=0 that asked at that instant failed with 'in use'."""
+    monkeypatch.setenv("BUBBLECHAIN_LOCK_WAIT", "0")
+    fd = os.open(home / "ledger.lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a probe, held a little long
+    released = threading.Timer(0.03, lambda: (fcntl.flock(fd, fcntl.LOCK_UN), os.close(fd)))
+    released.start()
+    try:
+        with Ledger.open(home) as led:
+            assert led.append("note", {"text": "not failed"}).index > 0
+    finally:
+        released.join()
 
 
 def test_a_bad_lock_wait_builds_no_home(tmp_path, monkeypatch):
