@@ -289,3 +289,62 @@ def test_sklearn_check_estimator_fails_only_the_known_checks(cls):
     assert set(failed) <= KNOWN_CHECK_FAILURES, {
         k: repr(v) for k, v in failed.items() if k not in KNOWN_CHECK_FAILURES
     }
+
+
+# --- hyperparameters ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "params", "message"),
+    [
+        # named as the algorithm names it ('k'), without saying which one or its value
+        (KMeans, {"n_clusters": 0}, "n_clusters must be at least 1, got 0"),
+        (KMeans, {"n_clusters": 2.5}, "n_clusters must be an integer, got 2.5"),
+        (KMeans, {"n_init": "auto"}, "n_init must be an integer, got 'auto'"),
+        (KMeans, {"max_iter": 0}, "max_iter must be at least 1, got 0"),
+        (KMeans, {"n_clusters": 50}, "n_clusters=50 is more than the 6 rows of X"),
+        (LogisticRegression, {"tol": -1}, "tol must be at least 0, got -1"),
+        (LogisticRegression, {"max_iter": 0}, "max_iter must be at least 1, got 0"),
+        # accepted: True as 1, infinity as a penalty giving NaN coefficients, a string
+        (KMeans, {"n_clusters": True}, "n_clusters must be an integer, got True"),
+        (LogisticRegression, {"C": True}, "C must be a number, got True"),
+        (LinearRegression, {"alpha": np.inf}, "alpha must be finite, got inf"),
+        (Ridge, {"alpha": "1"}, "alpha must be a number, got '1'"),
+        (GaussianNB, {"var_smoothing": np.nan}, "var_smoothing must be finite, got nan"),
+        # numpy's "expected non-negative integer", int() of None, an int64 overflow
+        (KMeans, {"seed": -1}, "seed must be from 0 to 2**53 - 1 (a JSON number in the "
+                               "job's record), got -1"),
+        (KMeans, {"seed": None}, "seed must be an integer, got None"),
+        (GaussianNB, {"seed": 2**63}, "seed must be from 0 to 2**53 - 1 (a JSON number in "
+                                      f"the job's record), got {2**63}"),
+    ],
+)  # fmt: skip
+def test_a_bad_hyperparameter_is_refused_by_its_name_before_anything_is_committed(
+    cls, params, message, tmp_path
+):
+    """A tracked fit committed its dataset before the runtime refused the value (or, for a
+    seed, recorded a job whose first map failed)."""
+    from bubblechain.ledger import Ledger
+
+    home = tmp_path / "home"
+    Ledger.init(home).close()
+    for est in (cls(**params), cls(**params, ledger=home, engine="inline")):
+        with pytest.raises(ValueError) as e:
+            est.fit(ROWS, LABELS)
+        assert str(e.value) == message
+    with Ledger.open(home, readonly=True) as led:
+        assert [e.kind for e in led.entries()] == ["genesis"]
+
+
+def test_an_infinite_c_fits_in_memory_but_cannot_be_recorded(tmp_path):
+    X, y = datasets.load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert LogisticRegression(C=np.inf, max_iter=5).fit(X, y).coef_.shape == (1, 30)
+    with pytest.raises(ValueError) as e:
+        LogisticRegression(C=np.inf, ledger=tmp_path / "home").fit(X, y)
+    assert str(e.value) == (
+        "C=inf cannot be recorded in a tracked job (JSON numbers are finite); "
+        "use a large finite value"
+    )

@@ -30,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
+import math
+import numbers
 import os
 import re
 import sys
@@ -212,6 +214,24 @@ def _fresh(name: str, taken: Sequence[str]) -> str:
     return out
 
 
+_MAX_SEED = 2**53 - 1  # job.start records the seed in canonical JSON (IEEE doubles)
+
+
+def _check_number(
+    name: str, value: Any, integer: bool, low: float, strict: bool, infinite: bool
+) -> None:
+    """Refuse a hyperparameter that is not a number of the right kind and range, naming it
+    (the algorithms' own checks name their hyperparameters, e.g. k for n_clusters)."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool | np.bool_) or not isinstance(value, kind):
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    if math.isnan(value) or (math.isinf(value) and not (infinite and value > 0)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if value < low or (strict and value == low):
+        bound = f"greater than {low:g}" if strict else f"at least {low:g}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+
+
 # --- the shared machinery ----------------------------------------------------------
 
 
@@ -220,6 +240,8 @@ class _Estimator:
 
     _algorithm: ClassVar[str]
     _estimator_type: ClassVar[str]  # "classifier", "regressor" or "clusterer"
+    # hyperparameter -> (integer?, lower bound, bound excluded?, +inf allowed?)
+    _hyper_ranges: ClassVar[dict[str, tuple[bool, float, bool, bool]]] = {}
 
     # the runtime options every estimator takes (set by the subclasses' __init__)
     partitions: int
@@ -345,6 +367,7 @@ class _Estimator:
                 )
         Xa, names = _as_matrix(X)
         ya = self._check_y(y, len(Xa))
+        self._check_rows(len(Xa))
         if self.ledger is None:
             if self.engine != "local":
                 raise ValueError(
@@ -374,7 +397,8 @@ class _Estimator:
 
     def _check_runtime_options(self) -> None:
         """Refuse a cap or a partition count below 1 before anything runs or is committed
-        (``iterations=0`` used to return an unfitted, all-zero model)."""
+        (``iterations=0`` used to return an unfitted, all-zero model), and the same for
+        the hyperparameters, by the names the user gave them."""
         for name in ("iterations", "partitions"):
             value = getattr(self, name)
             if value is None and name == "iterations":
@@ -383,6 +407,23 @@ class _Estimator:
                 raise ValueError(f"{name} must be an integer, got {value!r}")
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        if not 0 <= seed <= _MAX_SEED:
+            raise ValueError(
+                f"seed must be from 0 to 2**53 - 1 (a JSON number in the job's record), got {seed}"
+            )
+        for name, (integer, low, strict, infinite) in self._hyper_ranges.items():
+            _check_number(name, getattr(self, name), integer, low, strict, infinite)
+            if self.ledger is not None and not math.isfinite(getattr(self, name)):
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} cannot be recorded in a tracked job "
+                    "(JSON numbers are finite); use a large finite value"
+                )
+
+    def _check_rows(self, n_rows: int) -> None:
+        """Hook to refuse too few rows before anything runs or is committed (KMeans)."""
 
     def _after_fit(self, X: np.ndarray | None) -> None:
         """Hook for attributes computed on the training rows (KMeans.labels_); None after
@@ -616,6 +657,11 @@ class LogisticRegression(_Classifier):
     """
 
     _algorithm = "logistic"
+    _hyper_ranges: ClassVar = {
+        "C": (False, 0, True, True),  # C=inf: no penalty, as scikit-learn's
+        "max_iter": (True, 1, False, False),
+        "tol": (False, 0, False, False),
+    }
 
     def __init__(
         self,
@@ -673,6 +719,7 @@ class GaussianNB(_Classifier):
     """
 
     _algorithm = "naive-bayes"
+    _hyper_ranges: ClassVar = {"var_smoothing": (False, 0, False, False)}
 
     def __init__(
         self,
@@ -722,6 +769,7 @@ class LinearRegression(_Estimator):
 
     _algorithm = "linear"
     _estimator_type = "regressor"
+    _hyper_ranges: ClassVar = {"alpha": (False, 0, False, False)}
 
     def __init__(
         self,
@@ -801,6 +849,12 @@ class KMeans(_Estimator):
 
     _algorithm = "kmeans"
     _estimator_type = "clusterer"
+    _hyper_ranges: ClassVar = {
+        "n_clusters": (True, 1, False, False),
+        "max_iter": (True, 1, False, False),
+        "tol": (False, 0, False, False),
+        "n_init": (True, 1, False, False),
+    }
 
     def __init__(
         self,
@@ -835,6 +889,10 @@ class KMeans(_Estimator):
 
     def _round_cap(self) -> int | None:
         return 2 + int(self.max_iter)  # sample, Lloyd rounds, final scoring
+
+    def _check_rows(self, n_rows: int) -> None:
+        if n_rows < self.n_clusters:
+            raise ValueError(f"n_clusters={self.n_clusters} is more than the {n_rows} rows of X")
 
     def _set_fitted(self, params: Params) -> None:
         self.params_ = params
