@@ -348,3 +348,31 @@ def test_an_infinite_c_fits_in_memory_but_cannot_be_recorded(tmp_path):
         "C=inf cannot be recorded in a tracked job (JSON numbers are finite); "
         "use a large finite value"
     )
+
+
+@pytest.mark.parametrize(
+    ("cls", "y", "message"),
+    [
+        (LogisticRegression, ["yes"] * 6,
+         "y (the target) has 1 class ('yes'): LogisticRegression needs at least 2"),
+        (GaussianNB, ROWS[:, 0] + 0.5,
+         "y (the target) holds non-integer values such as 0.5: a classifier needs class "
+         "labels (for a continuous target, use linear regression)"),
+    ],
+)  # fmt: skip
+def test_a_target_a_classifier_cannot_learn_is_refused_before_anything_is_committed(
+    cls, y, message, tmp_path
+):
+    """A tracked fit committed the dataset and recorded a job that failed in its first
+    round (in memory the algorithm's message was 'logistic: needs at least two classes
+    in y, found 1: ['yes']')."""
+    from bubblechain.ledger import Ledger
+
+    home = tmp_path / "home"
+    Ledger.init(home).close()
+    for est in (cls(), cls(ledger=home, engine="inline")):
+        with pytest.raises(ValueError) as e:
+            est.fit(ROWS, y)
+        assert str(e.value) == message
+    with Ledger.open(home, readonly=True) as led:
+        assert [e.kind for e in led.entries()] == ["genesis"]

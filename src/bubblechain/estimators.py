@@ -242,6 +242,7 @@ class _Estimator:
     _estimator_type: ClassVar[str]  # "classifier", "regressor" or "clusterer"
     # hyperparameter -> (integer?, lower bound, bound excluded?, +inf allowed?)
     _hyper_ranges: ClassVar[dict[str, tuple[bool, float, bool, bool]]] = {}
+    _min_classes: ClassVar[int] = 1  # classifiers: distinct labels y must hold
 
     # the runtime options every estimator takes (set by the subclasses' __init__)
     partitions: int
@@ -454,7 +455,17 @@ class _Estimator:
                     f"y (the target) is not finite at positions {_sums.show_rows(rows)}"
                 )
             return y
-        return _sums.as_labels(y)
+        y = _sums.as_labels(y)
+        # the algorithm's own rule on its classes (a continuous or id-like target is
+        # refused), here so that a tracked fit refuses before committing anything
+        classes = _sums.reduce_labels([{"labels": np.unique(y), "n": np.int64(len(y))}])
+        if len(classes["labels"]) < self._min_classes:
+            found = ", ".join(repr(c.item()) for c in classes["labels"])
+            raise ValueError(
+                f"y (the target) has {len(classes['labels'])} class ({found}): "
+                f"{type(self).__name__} needs at least {self._min_classes}"
+            )
+        return y
 
     def _max_rounds(self, setup: bool = False) -> int | None:
         """The cap on rounds; ``setup`` adds the algorithm's setup rounds, which the
@@ -657,6 +668,7 @@ class LogisticRegression(_Classifier):
     """
 
     _algorithm = "logistic"
+    _min_classes = 2
     _hyper_ranges: ClassVar = {
         "C": (False, 0, True, True),  # C=inf: no penalty, as scikit-learn's
         "max_iter": (True, 1, False, False),
