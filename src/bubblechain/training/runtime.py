@@ -262,6 +262,7 @@ class Coordinator:
                 "seed": s["seed"],
                 "code": s["code"],
                 "data": s["data"],
+                "artifacts": self.ledger.artifacts.location,  # which identity signs it
             }
             key = f"{s['job']}-{iteration}-{phase}-{p}-{attempts[p]}"
             handles[self.engine.submit(tasks_mod.map_task, task, key, affinity=p)] = p

@@ -53,31 +53,43 @@ class WorkerState:
         return self.params[1]
 
 
-_WORKER: WorkerState | None = None
+# One identity per artifact store (that is, per home): a shared Dask cluster runs the
+# tasks of jobs from several homes at once, each with its own store and its own
+# ledger, on which this process is registered under a different name.
+_WORKERS: dict[str, WorkerState] = {}
 
 
 def init_worker(artifacts_root: str, blas_threads: int = 1) -> None:
-    """Give this process its identity; pin BLAS threads so results are reproducible."""
-    global _WORKER
+    """Give this process its identity for the artifact store `artifacts_root` (a new
+    one each time); pin BLAS threads so results are reproducible."""
     blas = pinned(blas_threads)
     name = f"worker-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-    _WORKER = WorkerState(Signer(Identity.generate(name)), ArtifactStore(artifacts_root), blas=blas)
+    state = WorkerState(Signer(Identity.generate(name)), ArtifactStore(artifacts_root), blas=blas)
+    _WORKERS[artifacts_root] = state
 
 
-def _worker() -> WorkerState:
-    if _WORKER is None:
-        raise RuntimeError("this process was not initialised as a bubblechain worker")
-    return _WORKER
+def drop_worker(artifacts_root: str) -> None:
+    """Forget the identity and the cached partitions kept for `artifacts_root`."""
+    _WORKERS.pop(artifacts_root, None)
 
 
-def worker_identity() -> tuple[str, bytes]:
-    w = _worker()
+def _worker(artifacts_root: str) -> WorkerState:
+    w = _WORKERS.get(artifacts_root)
+    if w is None:
+        raise RuntimeError(
+            f"this process was not initialised as a bubblechain worker for {artifacts_root}"
+        )
+    return w
+
+
+def worker_identity(artifacts_root: str) -> tuple[str, bytes]:
+    w = _worker(artifacts_root)
     return w.signer.name, w.signer.identity.public_key
 
 
 def map_task(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one map task attempt; return the signed message and what the coordinator needs."""
-    w = _worker()
+    w = _worker(spec["artifacts"])
     t0 = time.perf_counter()
     job, it, p, attempt = spec["job"], spec["iteration"], spec["partition"], spec["attempt"]
     code = training_code_hash(spec["algorithm"])  # what this process runs, not what it was told

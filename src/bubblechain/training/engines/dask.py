@@ -6,11 +6,17 @@ worker, also for workers that join or restart later). Tasks are submitted with
 merges two calls. On the cluster we start, `allowed-failures` is 0: a task whose
 worker dies fails at once with `KilledWorker`, and the coordinator records the
 lost attempt and submits the next one, so every attempt is on the record.
+
+A given scheduler may be shared: the plugin is named after the job's artifact store,
+so jobs of other homes running on the same workers keep their own identities and
+stores, and it is removed when the job ends (with the partitions its workers cached).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -22,21 +28,27 @@ from distributed.comm.core import CommClosedError
 from distributed.scheduler import KilledWorker
 
 from ...errors import UsageError
-from ..tasks import init_worker
+from ..tasks import drop_worker, init_worker
 
 CONNECT_SECONDS = 10
+
+
+def plugin_name(artifacts_root: str) -> str:
+    return "bubblechain-identity-" + hashlib.sha256(artifacts_root.encode()).hexdigest()[:16]
 
 
 class IdentityPlugin(WorkerPlugin):
     """Gives every worker process its own bubblechain identity and BLAS pinning."""
 
-    name = "bubblechain-identity"
-
     def __init__(self, artifacts_root: str):
         self.artifacts_root = artifacts_root
+        self.name = plugin_name(artifacts_root)
 
     def setup(self, worker: distributed.Worker) -> None:
         init_worker(self.artifacts_root)
+
+    def teardown(self, worker: distributed.Worker) -> None:
+        drop_worker(self.artifacts_root)
 
 
 def _worker_pid() -> int:
@@ -51,6 +63,7 @@ class DaskEngine:
         self.workers = workers or os.cpu_count() or 1
         self.cluster: LocalCluster | None = None
         self.client: Client | None = None
+        self._plugin: str | None = None
 
     def start(self, artifacts_root: str) -> None:
         if self.scheduler:
@@ -69,7 +82,8 @@ class DaskEngine:
                     dashboard_address=None,
                 )
             self.client = Client(self.cluster)
-        self.client.register_plugin(IdentityPlugin(artifacts_root), name=IdentityPlugin.name)
+        self._plugin = plugin_name(artifacts_root)
+        self.client.register_plugin(IdentityPlugin(artifacts_root), name=self._plugin)
 
     def submit(
         self, fn: Callable[[dict], Any], spec: dict, key: str, affinity: int = 0
@@ -105,9 +119,14 @@ class DaskEngine:
         }
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+        client, self.client = self.client, None
+        if client is not None:
+            if self._plugin is not None and self.cluster is None and client.status == "running":
+                # A given cluster outlives the job: its workers drop the job's identities
+                # and cached partitions, and workers that join later are not given them.
+                with contextlib.suppress(Exception):
+                    client.unregister_worker_plugin(self._plugin)
+            client.close()
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
