@@ -24,7 +24,7 @@ from typing import Any
 
 from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
 from ..errors import Rejected, UsageError, WitnessRefusal
-from ..fsutil import fsync_dir
+from ..fsutil import fsync_dir, fsync_paths
 from ..home import Home, resolve_home
 from ..witness.local import REPLICA_FILE, LocalWitness, load_witness_key
 from .genesis import read_genesis
@@ -80,6 +80,8 @@ def rebuild_witness(
             witness = LocalWitness(
                 directory, identity, Store.create(fresh, genesis, "witness", name)
             )
+            # Nothing of it counts until it is complete: synced once, before the swap.
+            witness.store.con.execute("PRAGMA synchronous=OFF")
             mine, missing, messages = [], [], 0
             try:
                 for height in range(final + 1):
@@ -101,8 +103,10 @@ def rebuild_witness(
                     if on_block is not None:
                         on_block(height + 1, final + 1)
                 witness.store.add_cosignatures(mine)
+                witness.store.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 witness.close()
+            fsync_paths([fresh])
         if missing:  # cosignatures the ledger never received: it collects them
             store = Store.open(h.store)
             try:

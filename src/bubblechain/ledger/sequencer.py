@@ -22,7 +22,7 @@ from ..crypto.note import NoteSignature, SignedNote, sign_note, verify_cosignatu
 from ..errors import BubblechainError, NotFinal, WitnessRefusal
 from ..interrupts import deferred, raise_pending
 from ..witness.base import Witness
-from .block import Block, checkpoint_for, header_hash, make_header
+from .block import Block, checkpoint_for, header_hash, make_header, parse_header
 from .message import Message, now_us
 from .store import BlockRow, Store
 
@@ -358,7 +358,9 @@ def load_block(store: Store, height: int) -> Block:
     row = store.block(height)
     if row is None:
         raise KeyError(f"block {height} is not in {store.path}")
-    msgs = [Message.from_parts(r.payload, r.sig) for r in store.messages(block=height)]
+    hdr = parse_header(row.header)  # its rows by their index: no scan of the whole log
+    rows = store.messages(start=hdr["first"], stop=hdr["first"] + hdr["count"])
+    msgs = [Message.from_parts(r.payload, r.sig) for r in rows if r.block == height]
     note = SignedNote.parse(row.checkpoint)
     return Block(row.height, row.header, row.hash, note, tuple(msgs))
 
