@@ -7,18 +7,30 @@ Each test starts a real `LocalCluster` of worker processes and hands its address
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
 from pathlib import Path
 
-from distributed import LocalCluster
+import pytest
+from distributed import Client, LocalCluster
 from test_training import write_toy
 
 from bubblechain.artifacts import ArtifactStore
 from bubblechain.data.ledger import commit_dataset
+from bubblechain.errors import UsageError
 from bubblechain.ledger import Ledger
 from bubblechain.ledger.verify import verify_home
 from bubblechain.training import tasks
+from bubblechain.training.engines import dask as dask_engine
 from bubblechain.training.engines.dask import DaskEngine, plugin_name
-from bubblechain.training.runtime import train
+from bubblechain.training.runtime import TrainingFailed, train
 
 ROWS = 4000
 
@@ -82,3 +94,165 @@ def test_jobs_of_two_homes_run_side_by_side_on_one_cluster(tmp_path):
             other.close()
     assert res.retries == 0 and _partials_stored(home, res.job)
     assert verify_home(home).ok
+
+
+class ExternalCluster:
+    """`dask scheduler` and `dask worker` as a cluster user starts them: processes of
+    their own (their own session, so that a test can kill them with -9)."""
+
+    def __init__(self, tmp_path: Path, nworkers: int = 2, nthreads: int = 1):
+        self.tmp_path, self.nworkers, self.nthreads = tmp_path, nworkers, nthreads
+        self.scheduler: subprocess.Popen | None = None
+        self.workers: subprocess.Popen | None = None
+
+    def _spawn(self, module: str, *args: str, log: str) -> subprocess.Popen:
+        with open(self.tmp_path / log, "wb") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", f"distributed.cli.{module}", *args],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=self.tmp_path,
+            )  # fmt: skip
+
+    def __enter__(self) -> ExternalCluster:
+        info = self.tmp_path / "scheduler.json"
+        self.scheduler = self._spawn(
+            "dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+            "--scheduler-file", str(info), log="scheduler.log",
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not info.exists() or not info.read_text().strip():
+            assert time.monotonic() < deadline, (self.tmp_path / "scheduler.log").read_text()
+            time.sleep(0.1)
+        self.address = json.loads(info.read_text())["address"]
+        return self
+
+    def start_workers(self) -> None:
+        self.workers = self._spawn(
+            "dask_worker", self.address, "--nworkers", str(self.nworkers),
+            "--nthreads", str(self.nthreads), "--no-dashboard", log="workers.log",
+        )  # fmt: skip
+        with Client(self.address, timeout=30) as client:
+            client.wait_for_workers(self.nworkers, timeout=60)
+
+    @staticmethod
+    def kill(proc: subprocess.Popen | None) -> None:
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the nanny and its worker processes
+            proc.wait(timeout=30)
+
+    def __exit__(self, *exc) -> None:
+        self.kill(self.workers)
+        self.kill(self.scheduler)
+
+
+# The CLI, with the scheduler killed -9 as round 3's tasks are submitted.
+KILL_THE_SCHEDULER_IN_ROUND_3 = """
+import os, signal, sys
+from bubblechain.cli.main import main
+from bubblechain.training import runtime
+
+real = runtime.Coordinator.map_round
+
+def map_round(self, iteration, *args, **kw):
+    if iteration == 3:
+        os.killpg(int(os.environ["SCHEDULER_PID"]), signal.SIGKILL)
+    return real(self, iteration, *args, **kw)
+
+runtime.Coordinator.map_round = map_round
+sys.argv[0] = "bubblechain"
+main()
+"""
+
+
+def test_a_scheduler_killed_mid_job_ends_it_on_the_record_in_one_line(tmp_path):
+    """Dask cancels every task when it loses the scheduler: each was recorded as a lost
+    attempt (task.retry), the next submit failed with "KeyError: 'workers'", and Dask's
+    client logged a traceback on stderr as well."""
+    home = _home(tmp_path, "home")
+    with ExternalCluster(tmp_path) as cluster:
+        cluster.start_workers()
+        proc = subprocess.run(
+            [sys.executable, "-c", KILL_THE_SCHEDULER_IN_ROUND_3, "train", "--data", "toy",
+             "--algorithm", "logistic", "--target", "label", "--engine", "dask",
+             "--scheduler", cluster.address, "--home", str(home)],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "SCHEDULER_PID": str(cluster.scheduler.pid)},
+        )  # fmt: skip
+        out, err = proc.stdout, proc.stderr
+    (job,) = [e.fields["job"] for e in _entries(home, "job.start")]
+    reason = (
+        f"SchedulerLost: lost the Dask scheduler {cluster.address} (it stopped, or the "
+        "network to it failed)"
+    )
+    assert proc.returncode == 1 and out == ""
+    assert err.splitlines() == [f"error: training failed (job {job}): {reason}"]
+    assert _entries(home, "task.retry") == []  # no worker was lost
+    (end,) = _entries(home, "job.end")
+    assert (end.body["status"], end.body["reason"]) == ("failed", reason)
+    assert verify_home(home).ok
+
+
+def _entries(home: Path, kind: str) -> list:
+    with Ledger.open(home, readonly=True) as led:
+        return list(led.entries(kind=kind))
+
+
+def test_a_cluster_without_workers_is_refused_and_one_that_loses_them_ends_the_job(
+    tmp_path, monkeypatch
+):
+    """Tasks wait for a worker forever: a scheduler with none hung `train` before the
+    job started, and one whose workers all died hung it mid-job, silently."""
+    monkeypatch.setattr(dask_engine, "NO_WORKERS_SECONDS", 3)
+    home = _home(tmp_path, "home")
+    args = {"data": "toy", "algorithm": "logistic", "target": "label"}
+    with ExternalCluster(tmp_path) as cluster:
+        with Ledger.open(home) as led, pytest.raises(UsageError) as e:
+            train(led, **args, engine="dask", scheduler=cluster.address)
+        assert str(e.value) == (
+            f"Dask scheduler {cluster.address} has no workers (waited 3 s for one): "
+            f"start some with `dask worker {cluster.address}`"
+        )
+        assert _entries(home, "job.start") == []
+        cluster.start_workers()
+
+        def kill_the_workers(info: dict) -> None:
+            if info["iteration"] == 3:
+                cluster.kill(cluster.workers)
+
+        with Ledger.open(home) as led, pytest.raises(TrainingFailed) as e:
+            train(led, **args, engine="dask", scheduler=cluster.address,
+                  on_iteration=kill_the_workers)  # fmt: skip
+        reason = f"SchedulerLost: Dask scheduler {cluster.address} has had no workers for 3 s"
+        assert str(e.value) == reason
+    (end,) = _entries(home, "job.end")
+    assert (end.body["status"], end.body["reason"]) == ("failed", reason)
+    assert verify_home(home).ok
+
+
+def test_an_empty_scheduler_address_is_refused(tmp_path, cli):
+    """`--scheduler ""` (an unset variable in a script) trained on a local cluster."""
+    home = _home(tmp_path, "home")
+    code, out, err = cli(
+        "train", "--data", "toy", "--target", "label", "--algorithm", "logistic",
+        "--engine", "dask", "--scheduler", "", "--home", home,
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert err.strip() == "error: --scheduler is empty: give the address as tcp://HOST:PORT"
+    assert _entries(home, "job.start") == []
+
+
+def test_the_local_cluster_says_nothing_when_port_8787_is_taken(tmp_path):
+    """Dask's scheduler serves HTTP on 8787 even without a dashboard, and warned on
+    stderr ("Port 8787 is already in use") when another cluster had it."""
+    with socket.socket() as taken:
+        with contextlib.suppress(OSError):  # already taken: the same case
+            taken.bind(("", 8787))
+            taken.listen()
+        engine = DaskEngine(workers=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                engine.start(str(tmp_path))
+            finally:
+                engine.close()

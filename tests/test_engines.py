@@ -7,6 +7,7 @@ import platform
 import resource
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -67,10 +68,15 @@ def test_dask_submit_with_no_worker_yet_waits_for_one(tmp_path):
 
     from bubblechain.training.engines.dask import DaskEngine
 
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
         engine = DaskEngine(scheduler=cluster.scheduler_address)
-        engine.start(str(tmp_path))
+        engine.start(str(tmp_path))  # a job starts only on a cluster with a worker
         try:
+            cluster.scale(0)
+            deadline = time.monotonic() + 60
+            while engine.client.scheduler_info()["workers"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
             future = engine.submit(_plus_one, {"n": 41}, "plus-one", affinity=3)
             cluster.scale(1)
             assert future.result(timeout=60) == 42

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,6 +56,30 @@ def _parse_params(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def _dask_logs_quiet(engine: str) -> Iterator[None]:
+    """Keep Dask's client logs off stderr while it trains: what goes wrong there (a lost
+    scheduler, no workers) is the job's one-line error, not a traceback logged as well."""
+    if engine != "dask":
+        yield
+        return
+    import distributed  # noqa: F401  (configures its loggers on import: before we quiet them)
+
+    loggers = [logging.getLogger("distributed")] + [
+        logger
+        for name, logger in logging.root.manager.loggerDict.items()
+        if name.startswith("distributed.") and isinstance(logger, logging.Logger)
+    ]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 @handle_errors
 def train(
     data: Annotated[str, typer.Option("--data", help="Name of a committed dataset.")],
@@ -97,7 +123,7 @@ def train(
         transient=False,
     )
     rounds = iterations + get_algorithm(algorithm).setup_rounds
-    with open_for_writing(home) as led, progress:
+    with _dask_logs_quiet(engine), open_for_writing(home) as led, progress:
         task = progress.add_task(escape(f"{algorithm} on {data}"), total=rounds, info="")
 
         def on_iteration(info: dict) -> None:

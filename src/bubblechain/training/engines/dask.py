@@ -18,6 +18,7 @@ import concurrent.futures as cf
 import contextlib
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -31,6 +32,14 @@ from ...errors import UsageError
 from ..tasks import drop_worker, init_worker
 
 CONNECT_SECONDS = 10
+NO_WORKERS_SECONDS = 30
+"""How long a given scheduler may have no worker: before a job starts, and while it runs."""
+POLL_SECONDS = 1.0
+
+
+class SchedulerLost(ConnectionError):
+    """The Dask scheduler went away, or has had no worker for too long: the job cannot
+    go on (the runtime ends it on the record, with this message as the reason)."""
 
 
 def plugin_name(artifacts_root: str) -> str:
@@ -64,14 +73,32 @@ class DaskEngine:
         self.cluster: LocalCluster | None = None
         self.client: Client | None = None
         self._plugin: str | None = None
+        self._no_workers_since: float | None = None
 
     def start(self, artifacts_root: str) -> None:
-        if self.scheduler:
+        try:
+            self._start(artifacts_root)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, artifacts_root: str) -> None:
+        if self.scheduler is not None:
+            if not self.scheduler.strip():
+                raise UsageError("--scheduler is empty: give the address as tcp://HOST:PORT")
             try:
                 self.client = Client(self.scheduler, timeout=CONNECT_SECONDS)
             except Exception as e:  # refused, timed out, or not a Dask scheduler at all
                 raise UsageError(
                     f"cannot reach Dask scheduler {self.scheduler}: {type(e).__name__}: {e}"
+                ) from None
+            try:
+                self.client.wait_for_workers(1, timeout=NO_WORKERS_SECONDS)
+            except TimeoutError:
+                raise UsageError(
+                    f"Dask scheduler {self.scheduler} has no workers (waited "
+                    f"{NO_WORKERS_SECONDS} s for one): start some with "
+                    f"`dask worker {self.scheduler}`"
                 ) from None
         else:
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
@@ -80,16 +107,36 @@ class DaskEngine:
                     threads_per_worker=1,  # one task at a time: a worker signs in order
                     processes=True,
                     dashboard_address=None,
+                    # No dashboard, and its HTTP server (health, metrics) on any free port:
+                    # on the default 8787, taken by another cluster, Dask warned on stderr.
+                    scheduler_kwargs={"dashboard_address": ":0"},
                 )
             self.client = Client(self.cluster)
         self._plugin = plugin_name(artifacts_root)
         self.client.register_plugin(IdentityPlugin(artifacts_root), name=self._plugin)
 
+    def _where(self) -> str:
+        return self.scheduler or "of the local cluster"
+
+    def _check_scheduler(self) -> None:
+        if self.client is None or self.client.status != "running":
+            raise SchedulerLost(
+                f"lost the Dask scheduler {self._where()} (it stopped, or the network to it failed)"
+            )
+
+    def _workers(self) -> list[str]:
+        self._check_scheduler()
+        try:
+            return sorted(self.client.scheduler_info()["workers"])
+        except KeyError:  # the client closed in between: it lost the scheduler
+            self._check_scheduler()
+            raise
+
     def submit(
         self, fn: Callable[[dict], Any], spec: dict, key: str, affinity: int = 0
     ) -> distributed.Future:
         """Prefer the same worker for the same partition (it cached it), but allow others."""
-        workers = sorted(self.client.scheduler_info()["workers"])
+        workers = self._workers()
         # No worker for a moment (one just died, none has joined yet): any, when one comes.
         where = (
             {"workers": [workers[affinity % len(workers)]], "allow_other_workers": True}
@@ -99,9 +146,35 @@ class DaskEngine:
         return self.client.submit(fn, spec, key=key, pure=False, retries=0, **where)
 
     def as_completed(self, handles: Iterable[distributed.Future]) -> Iterator[distributed.Future]:
-        return iter(distributed.as_completed(list(handles)))
+        """The tasks as they finish; raises `SchedulerLost` once the scheduler is gone or
+        has had no worker for NO_WORKERS_SECONDS (the tasks would wait for one forever)."""
+        pending = set(handles)
+        while pending:
+            try:  # Dask's own as_completed: waiting on each task in turn was ~2x slower
+                for f in distributed.as_completed(pending, timeout=POLL_SECONDS):
+                    pending.discard(f)
+                    self._no_workers_since = None
+                    yield f
+            except TimeoutError:  # none finished in the last POLL_SECONDS
+                self._check_workers()
+
+    def _check_workers(self) -> None:
+        if self._workers():
+            self._no_workers_since = None
+            return
+        now = time.monotonic()
+        if self._no_workers_since is None:
+            self._no_workers_since = now
+        elif now - self._no_workers_since >= NO_WORKERS_SECONDS:
+            raise SchedulerLost(
+                f"Dask scheduler {self._where()} has had no workers for {NO_WORKERS_SECONDS} s"
+            )
 
     def lost(self, error: BaseException) -> bool:
+        if isinstance(error, cf.CancelledError):
+            # Dask cancels every task when it loses the scheduler: no worker was lost, and
+            # another attempt cannot run either.
+            self._check_scheduler()
         return isinstance(error, KilledWorker | CommClosedError | cf.CancelledError)
 
     def pids(self) -> dict[str, int]:
