@@ -17,6 +17,8 @@ import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .. import merkle
 from ..artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactStore
 from ..crypto.note import (
@@ -112,8 +114,42 @@ def _lenient_sender_seq(payload: bytes) -> tuple[str, int] | None:
         return None
 
 
-def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding], CopyView]:
-    """Replay one store from genesis and report everything that does not hold."""
+class CheckedSignatures:
+    """Signatures a copy checked, so that the next copies, which normally hold the same
+    bytes, do not check each one again: a key is a digest of the entry (signature and
+    payload) and the public key, so it stands for that very check, nothing less."""
+
+    def __init__(self) -> None:
+        self._new = bytearray()
+        self._sorted = np.empty(0, "S16")
+
+    @staticmethod
+    def key(leaf: bytes, public_key: bytes) -> bytes:
+        # 120 bits, and a last byte that is never 0 (numpy strips trailing zeros).
+        return hashlib.sha256(leaf + public_key).digest()[:15] + b"\x01"
+
+    def __contains__(self, key: bytes) -> bool:
+        i = int(np.searchsorted(self._sorted, key))
+        return i < len(self._sorted) and self._sorted[i] == key
+
+    def add(self, key: bytes) -> None:
+        self._new += key
+
+    def seal(self) -> None:
+        """Make what was added since the last seal count for lookups."""
+        added = np.frombuffer(bytes(self._new), "S16")
+        self._sorted = np.sort(np.concatenate([self._sorted, added]))
+        self._new = bytearray()
+
+
+def check_copy(
+    store: Store, genesis: Genesis, label: str, checked: CheckedSignatures | None = None
+) -> tuple[list[Finding], CopyView]:
+    """Replay one store from genesis and report everything that does not hold.
+
+    ``checked``: signatures already checked in another copy, skipped here; those
+    this copy checks are added to it.
+    """
     out: list[Finding] = []
     view = CopyView(label)
 
@@ -188,7 +224,7 @@ def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding
             )
             replay_ok = False
         if replay_ok:
-            view.contents[h] = _replay_block(store, state, tree, h, hdr, find)
+            view.contents[h] = _replay_block(store, state, tree, h, hdr, find, checked)
             if tree.root().hex() != hdr["root"]:
                 find(
                     "root",
@@ -232,7 +268,7 @@ def check_copy(store: Store, genesis: Genesis, label: str) -> tuple[list[Finding
     return out, view
 
 
-def _replay_block(store, state, tree, h, hdr, find) -> bytes:
+def _replay_block(store, state, tree, h, hdr, find, checked) -> bytes:
     """Check a block's messages in order; return a digest of its stored rows."""
     first, count = hdr["first"], hdr["count"]
     rows = list(store.messages(start=first, stop=first + count))
@@ -265,10 +301,16 @@ def _replay_block(store, state, tree, h, hdr, find) -> bytes:
         leaf = m.leaf
         if leaf != r.leaf:
             find("message", where, "stored leaf hash does not match the entry")
+        node = state.nodes.get(m.sender) if checked is not None else None
+        key = checked.key(leaf, node[0]) if node is not None else None
+        known = key is not None and key in checked
         try:
-            state.check(m)
+            state.check(m, verify_sig=not known)
         except Rejected as e:
             find("message", where, str(e))
+        else:
+            if key is not None and not known:
+                checked.add(key)
         try:
             state.apply(m)  # judge later messages on their own, not as a cascade of this one
         except (KeyError, TypeError, ValueError):  # a body the check refused: not applicable
@@ -589,8 +631,10 @@ def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
             with contextlib.suppress(sqlite3.DatabaseError):  # its check reports it
                 store.freeze()
         settling = settling or is_appending(h.lock, unknown=False)
+        checked = CheckedSignatures()
         for label, store in [(LEDGER, led), *replicas.items()]:
-            f, view = check_copy(store, genesis, label)
+            f, view = check_copy(store, genesis, label, checked)
+            checked.seal()
             findings += f
             copies[label] = view
         for name, rep in replicas.items():
