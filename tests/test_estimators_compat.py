@@ -15,8 +15,8 @@ pytest.importorskip("sklearn")
 
 import sklearn.exceptions as ske
 from sklearn import datasets
-
-from bubblechain.estimators import (
+from test_estimators import (  # one list of the estimators and their imports
+    ESTIMATORS,
     ConvergenceWarning,
     GaussianNB,
     KMeans,
@@ -25,9 +25,6 @@ from bubblechain.estimators import (
     NotFittedError,
     Ridge,
 )
-
-ESTIMATORS = [LogisticRegression, LinearRegression, Ridge, KMeans, GaussianNB]
-
 
 # --- scikit-learn's classes ------------------------------------------------------------
 
