@@ -105,12 +105,12 @@ class ExternalCluster:
         self.scheduler: subprocess.Popen | None = None
         self.workers: subprocess.Popen | None = None
 
-    def _spawn(self, module: str, *args: str, log: str) -> subprocess.Popen:
+    def _spawn(self, module: str, *args: str, log: str, env=None) -> subprocess.Popen:
         with open(self.tmp_path / log, "wb") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", f"distributed.cli.{module}", *args],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                cwd=self.tmp_path,
+                cwd=self.tmp_path, env={**os.environ, **(env or {})},
             )  # fmt: skip
 
     def __enter__(self) -> ExternalCluster:
@@ -126,10 +126,11 @@ class ExternalCluster:
         self.address = json.loads(info.read_text())["address"]
         return self
 
-    def start_workers(self) -> None:
+    def start_workers(self, *args: str, env: dict | None = None) -> None:
         self.workers = self._spawn(
             "dask_worker", self.address, "--nworkers", str(self.nworkers),
-            "--nthreads", str(self.nthreads), "--no-dashboard", log="workers.log",
+            "--nthreads", str(self.nthreads), "--no-dashboard", *args, log="workers.log",
+            env=env,
         )  # fmt: skip
         with Client(self.address, timeout=30) as client:
             client.wait_for_workers(self.nworkers, timeout=60)
@@ -256,3 +257,60 @@ def test_the_local_cluster_says_nothing_when_port_8787_is_taken(tmp_path):
                 engine.start(str(tmp_path))
             finally:
                 engine.close()
+
+
+# Loaded by each worker process (dask worker --preload): in round 2 partition 0's task
+# signs its result, then waits for partition 2's (sent to the same worker, signed after
+# it on another thread) to reach the coordinator, then its worker process is killed -9.
+# Once only: the nanny's new worker process runs tasks as they are.
+SIGN_THEN_DIE = """
+import os, signal, time
+from pathlib import Path
+from bubblechain.training import tasks
+
+MARKS = Path(os.environ["MARKS"])
+real_partition, real_reply = getattr(tasks, "real", (tasks._partition, tasks._reply))
+tasks.real = real_partition, real_reply  # Dask may load this file twice
+
+def _partition(w, spec):
+    if (spec["iteration"], spec["partition"]) == (2, 2) and not (MARKS / "killed").exists():
+        while not (MARKS / "signed").exists():  # partition 0 signs first
+            time.sleep(0.01)
+    return real_partition(w, spec)
+
+def _reply(signer, msg, **extra):
+    b = msg.body
+    if (b["iteration"], b["partition"]) == (2, 0) and not (MARKS / "killed").exists():
+        (MARKS / "signed").touch()
+        time.sleep(3)  # partition 2's result, signed after this one, is taken meanwhile
+        (MARKS / "killed").touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_reply(signer, msg, **extra)
+
+tasks._partition, tasks._reply = _partition, _reply
+"""
+
+
+def test_a_worker_killed_with_a_later_result_of_it_taken_retries_that_result(tmp_path):
+    """A worker running tasks on two threads signed results 1 and 2 (partitions 0 and 2);
+    2 reached the coordinator, 1 died with the worker. Result 2 waited for ever for its worker's
+    message 1, and state.update named it anyway: 'the ledger rejected the
+    coordinator's state.update: input ... is neither a message nor an artifact'."""
+    home = _home(tmp_path, "home")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    preload = tmp_path / "sign_then_die.py"
+    preload.write_text(SIGN_THEN_DIE)
+    with ExternalCluster(tmp_path, nworkers=2, nthreads=2) as cluster:
+        cluster.start_workers("--preload", str(preload), env={"MARKS": str(marks)})
+        with Ledger.open(home) as led:
+            res = train(led, data="toy", algorithm="logistic", target="label", partitions=4,
+                        engine="dask", scheduler=cluster.address)  # fmt: skip
+    assert (marks / "killed").exists()
+    (retry,) = _entries(home, "task.retry")
+    assert (retry.body["iteration"], retry.body["partition"], retry.body["attempt"]) == (2, 2, 0)
+    assert "whose message" in retry.body["reason"] and "never came" in retry.body["reason"]
+    assert res.retries == 1
+    for e in _entries(home, "state.update"):  # one recorded result per partition
+        assert [r["partition"] for r in e.body["results"]] == [0, 1, 2, 3]
+    assert verify_home(home).ok

@@ -200,6 +200,10 @@ class Coordinator:
         self.retries = 0
         self.known_workers: set[str] = set()
         self._buffer: dict[str, dict[int, Message]] = {}
+        # Workers one of whose messages never came (lost with the worker, or dropped as a
+        # wrong reply): nothing they signed after it can be recorded. A worker still
+        # alive is told to take a new identity (the task's "renew").
+        self._gapped: set[str] = set()
 
     # -- ledger plumbing -----------------------------------------------------------------
     def _register_worker(self, name: str, public_key: bytes) -> None:
@@ -242,6 +246,9 @@ class Coordinator:
         """
         s = self.spec
         results: dict[int, tuple[str, str, Any]] = {}
+        # Results whose message waits in the buffer for an earlier one of its worker (a
+        # worker running tasks on several threads): counted once recorded, never before.
+        waiting: dict[str, tuple[int, Message, tuple[str, str, Any]]] = {}
         refusals: dict[int, Message] = {}  # the round still ends, then the job fails on all
         attempts = {p: 0 for p in range(len(s["plan"]))}
         handles = {}
@@ -263,6 +270,7 @@ class Coordinator:
                 "code": s["code"],
                 "data": s["data"],
                 "artifacts": self.ledger.artifacts.location,  # which identity signs it
+                "renew": sorted(self._gapped),
             }
             key = f"{s['job']}-{iteration}-{phase}-{p}-{attempts[p]}"
             handles[self.engine.submit(tasks_mod.map_task, task, key, affinity=p)] = p
@@ -271,7 +279,24 @@ class Coordinator:
             launch(p)
         if then is not None:
             then()
+
+        def lost(p: int, err: BaseException) -> None:
+            self._retry(iteration, p, attempts[p], err)
+            attempts[p] += 1
+            launch(p)
+
         while len(results) + len(refusals) < len(attempts):
+            if not handles:  # every attempt answered: what still waits never will be recorded
+                for p, msg, _ in waiting.values():
+                    missing = self.ledger.sequencer.next_seq(msg.sender)
+                    self._buffer.pop(msg.sender, None)
+                    self._gapped.add(msg.sender)
+                    lost(p, LookupError(
+                        f"the result cannot be recorded: it is message {msg.seq} of worker "
+                        f"{msg.sender}, whose message {missing} never came (lost with the "
+                        "worker, or refused)"
+                    ))  # fmt: skip
+                waiting.clear()
             for h in self.engine.as_completed(list(handles)):
                 p = handles.pop(h)
                 try:
@@ -285,13 +310,18 @@ class Coordinator:
                     break  # handles changed: restart the wait
                 msg = Message.from_parts(reply["payload"], reply["signature"])
                 problem = _reply_problem(msg, reply, s["job"], iteration, p, attempts[p])
+                if not problem and msg.sender in self._gapped:
+                    problem = (
+                        f"worker {msg.sender} cannot be recorded any more: one of its "
+                        "messages never came"
+                    )
                 if problem:  # not the answer to this task: count the attempt as lost
-                    self._retry(iteration, p, attempts[p], ValueError(problem))
-                    attempts[p] += 1
-                    launch(p)
+                    self._gapped.add(msg.sender)  # it signed a message we never record
+                    self._buffer.pop(msg.sender, None)
+                    lost(p, ValueError(problem))
                     break
                 self._register_worker(reply["worker"], reply["public_key"])
-                self.submit(msg)
+                recorded = {m.id_hex for m in self.submit(msg)}
                 if msg.fields["code"] != s["code"]:  # on the record, and the job stops here
                     self._fail(
                         f"worker {msg.sender} ran training code {msg.fields['code'][:16]}…, "
@@ -307,7 +337,10 @@ class Coordinator:
                     refusals.setdefault(p, msg)
                 elif p not in results:  # one result per partition: nothing double-counted
                     partial = decode_arrays(reply["partial_bytes"])
-                    results[p] = (msg.id_hex, reply["partial"], partial)
+                    waiting[msg.id_hex] = (p, msg, (msg.id_hex, reply["partial"], partial))
+                for m in recorded & waiting.keys():
+                    q, _, result = waiting.pop(m)
+                    results[q] = result
         if refusals:
             self._refused([refusals[p] for p in sorted(refusals)])
         return [results[p] for p in range(len(attempts))]
@@ -383,10 +416,11 @@ class Coordinator:
             self._fail(f"the ledger rejected the coordinator's {kind}: {e}")
         return msg
 
-    def submit(self, msg: Message) -> None:
-        """Submit a worker's message; a rule it breaks fails the job, on the record."""
+    def submit(self, msg: Message) -> list[Message]:
+        """Submit a worker's message once its earlier ones are in; return those submitted.
+        A rule one breaks fails the job, on the record."""
         try:
-            self._submit_in_order(msg)
+            return self._submit_in_order(msg)
         except Rejected as e:
             self._fail(f"the ledger rejected {msg.kind} from {msg.sender}: {e}")
 

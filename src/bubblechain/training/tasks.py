@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,13 @@ class WorkerState:
     blas: Any = None
     params: tuple[str, Any] | None = None  # the last params read: every task of a round uses them
 
+    def renew(self, old: str) -> None:
+        """Take a new identity if this one is still `old`: the coordinator can record none
+        of its messages any more (one of them never reached it)."""
+        with _RENEWING:
+            if self.signer.name == old:
+                self.signer = _new_signer()
+
     def params_for(self, digest: str) -> Any:
         if self.params is None or self.params[0] != digest:
             self.params = (digest, decode_arrays(self.artifacts.get(digest)))
@@ -57,14 +65,19 @@ class WorkerState:
 # tasks of jobs from several homes at once, each with its own store and its own
 # ledger, on which this process is registered under a different name.
 _WORKERS: dict[str, WorkerState] = {}
+_RENEWING = threading.Lock()
+
+
+def _new_signer() -> Signer:
+    name = f"worker-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    return Signer(Identity.generate(name))
 
 
 def init_worker(artifacts_root: str, blas_threads: int = 1) -> None:
     """Give this process its identity for the artifact store `artifacts_root` (a new
     one each time); pin BLAS threads so results are reproducible."""
     blas = pinned(blas_threads)
-    name = f"worker-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-    state = WorkerState(Signer(Identity.generate(name)), ArtifactStore(artifacts_root), blas=blas)
+    state = WorkerState(_new_signer(), ArtifactStore(artifacts_root), blas=blas)
     _WORKERS[artifacts_root] = state
 
 
@@ -93,7 +106,11 @@ def map_task(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     job, it, p, attempt = spec["job"], spec["iteration"], spec["partition"], spec["attempt"]
     code = training_code_hash(spec["algorithm"])  # what this process runs, not what it was told
-    bubble = Bubble(w.signer, f"{job}/map/{it}/{p}/{attempt}", code, job=job)
+    signer = w.signer
+    if signer.name in spec.get("renew", ()):
+        w.renew(signer.name)
+        signer = w.signer
+    bubble = Bubble(signer, f"{job}/map/{it}/{p}/{attempt}", code, job=job)
     base = {"iteration": it, "partition": p, "attempt": attempt, "phase": spec["phase"]}
     try:
         X, y = _partition(w, spec)
@@ -105,7 +122,7 @@ def map_task(spec: dict[str, Any]) -> dict[str, Any]:
             last=spec["params"],
             inputs=[spec["data"]["commit"]],
         )
-        return _reply(w, msg, refused=True, seconds=time.perf_counter() - t0)
+        return _reply(signer, msg, refused=True, seconds=time.perf_counter() - t0)
     params = w.params_for(spec["params"])
     algo = get_algorithm(spec["algorithm"])
     ctx = MapContext(p, spec["partitions"], spec["seed"])
@@ -123,13 +140,15 @@ def map_task(spec: dict[str, Any]) -> dict[str, Any]:
         inputs=[spec["params"], spec["data"]["commit"]],
         outputs=[digest],
     )
-    return _reply(w, msg, partial=digest, partial_bytes=data, seconds=time.perf_counter() - t0)
+    return _reply(signer, msg, partial=digest, partial_bytes=data, seconds=time.perf_counter() - t0)
 
 
-def _reply(w: WorkerState, msg, **extra: Any) -> dict[str, Any]:
+def _reply(signer: Signer, msg, **extra: Any) -> dict[str, Any]:
+    """The signed message and what the coordinator needs, from the signer that signed it
+    (another task's thread may have renewed the worker's identity since)."""
     return {
-        "worker": w.signer.name,
-        "public_key": w.signer.identity.public_key,
+        "worker": signer.name,
+        "public_key": signer.identity.public_key,
         "payload": msg.payload,
         "signature": msg.signature,
         **extra,

@@ -154,7 +154,10 @@ class DaskEngine:
                 for f in distributed.as_completed(pending, timeout=POLL_SECONDS):
                     pending.discard(f)
                     self._no_workers_since = None
-                    yield f
+                    try:
+                        yield f
+                    finally:  # its result was taken: Dask would compute it again (a
+                        f.release()  # second signed result, never sent) if its worker died
             except TimeoutError:  # none finished in the last POLL_SECONDS
                 self._check_workers()
 
