@@ -27,7 +27,7 @@ from bubblechain.data.ledger import commit_dataset
 from bubblechain.errors import UsageError
 from bubblechain.ledger import Ledger
 from bubblechain.ledger.verify import verify_home
-from bubblechain.training import tasks
+from bubblechain.training import runtime, tasks
 from bubblechain.training.engines import dask as dask_engine
 from bubblechain.training.engines.dask import DaskEngine, plugin_name
 from bubblechain.training.runtime import TrainingFailed, train
@@ -266,7 +266,7 @@ def test_the_local_cluster_says_nothing_when_port_8787_is_taken(tmp_path):
 SIGN_THEN_DIE = """
 import os, signal, time
 from pathlib import Path
-from bubblechain.training import tasks
+from bubblechain.training import runtime, tasks
 
 MARKS = Path(os.environ["MARKS"])
 real_partition, real_reply = getattr(tasks, "real", (tasks._partition, tasks._reply))
@@ -311,6 +311,35 @@ def test_a_worker_killed_with_a_later_result_of_it_taken_retries_that_result(tmp
     assert (retry.body["iteration"], retry.body["partition"], retry.body["attempt"]) == (2, 2, 0)
     assert "whose message" in retry.body["reason"] and "never came" in retry.body["reason"]
     assert res.retries == 1
+    for e in _entries(home, "state.update"):  # one recorded result per partition
+        assert [r["partition"] for r in e.body["results"]] == [0, 1, 2, 3]
+    assert verify_home(home).ok
+
+
+def test_a_lone_worker_killed_mid_task_is_retried_once_its_nanny_restarts_it(tmp_path, monkeypatch):
+    """A task sent to the only worker, which dies: Dask keeps it for a worker that
+    never comes (not even the worker its nanny restarts), and the job hung for ever."""
+    from test_training import KillOneWorker
+
+    home = _home(tmp_path, "home")
+    made = {}
+    real = runtime.make_engine
+
+    def make(name, **kw):
+        made["e"] = KillOneWorker(real(name, **kw), after_submits=9)  # round 2's first task
+        return made["e"]
+
+    monkeypatch.setattr(runtime, "make_engine", make)
+    with ExternalCluster(tmp_path, nworkers=1, nthreads=1) as cluster:
+        cluster.start_workers()
+        with Ledger.open(home) as led:
+            res = train(led, data="toy", algorithm="logistic", target="label",
+                        engine="dask", scheduler=cluster.address)  # fmt: skip
+    assert made["e"].killed is not None
+    retries = _entries(home, "task.retry")
+    assert res.retries == len(retries) >= 1
+    assert all(e.body["iteration"] == 2 for e in retries)
+    assert "has gone" in retries[0].body["reason"]
     for e in _entries(home, "state.update"):  # one recorded result per partition
         assert [r["partition"] for r in e.body["results"]] == [0, 1, 2, 3]
     assert verify_home(home).ok

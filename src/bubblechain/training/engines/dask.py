@@ -74,6 +74,7 @@ class DaskEngine:
         self.client: Client | None = None
         self._plugin: str | None = None
         self._no_workers_since: float | None = None
+        self._sent_to: dict[str, str] = {}  # task key -> the worker it was sent to
 
     def start(self, artifacts_root: str) -> None:
         try:
@@ -143,6 +144,8 @@ class DaskEngine:
             if workers
             else {}
         )
+        if workers:
+            self._sent_to[key] = where["workers"][0]
         return self.client.submit(fn, spec, key=key, pure=False, retries=0, **where)
 
     def as_completed(self, handles: Iterable[distributed.Future]) -> Iterator[distributed.Future]:
@@ -158,8 +161,26 @@ class DaskEngine:
                         yield f
                     finally:  # its result was taken: Dask would compute it again (a
                         f.release()  # second signed result, never sent) if its worker died
+                        self._sent_to.pop(f.key, None)
             except TimeoutError:  # none finished in the last POLL_SECONDS
                 self._check_workers()
+                self._cancel_stranded(pending)
+
+    def _cancel_stranded(self, pending: set[distributed.Future]) -> None:
+        """Cancel the tasks sent to a worker that has gone and that no worker runs: the
+        runtime records each as a lost attempt and sends the next one.
+
+        Dask moves such a task to another worker, but when none was left at that moment
+        (a cluster of one worker, restarted by its nanny) it waits for one for ever, even
+        once a new worker has joined.
+        """
+        workers = set(self._workers())
+        gone = [f for f in pending if self._sent_to.get(f.key, "") not in workers | {""}]
+        if gone:
+            running = {k for keys in self.client.processing().values() for k in keys}
+            for f in gone:
+                if f.key not in running:
+                    f.cancel(reason=f"the worker it was sent to, {self._sent_to[f.key]}, has gone")
 
     def _check_workers(self) -> None:
         if self._workers():
