@@ -486,6 +486,8 @@ def _jobs_on(home: Path) -> list[dict]:
         (["--partitions", "0"], "--partitions must be at least 1, got 0"),
         (["--iterations", "0"], "--iterations must be at least 1, got 0"),
         (["--workers", "-1"], "--workers must be at least 1, got -1"),
+        (["--seed", "-1"], "--seed must be from 0 to 2**53 - 1, got -1"),
+        (["--seed", str(2**53)], f"--seed must be from 0 to 2**53 - 1, got {2**53}"),
         (["--engine", "bogus"], "unknown engine 'bogus': choose 'local' or 'dask'"),
         (["--algorithm", "svm"], "--algorithm 'svm': choose one of logistic, linear, kmeans"),
         (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler is for the dask engine"),

@@ -48,6 +48,7 @@ from .algorithms.kmeans import assign
 from .algorithms.local import fit_local
 from .algorithms.logistic import MAX_LS
 from .algorithms.registry import get as get_algorithm
+from .crypto.canonical import MAX_SAFE
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -212,9 +213,6 @@ def _fresh(name: str, taken: Sequence[str]) -> str:
         i += 1
         out = f"{name}_{i}"
     return out
-
-
-_MAX_SEED = 2**53 - 1  # job.start records the seed in canonical JSON (IEEE doubles)
 
 
 def _check_number(
@@ -411,7 +409,7 @@ class _Estimator:
         seed = self.seed
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError(f"seed must be an integer, got {seed!r}")
-        if not 0 <= seed <= _MAX_SEED:
+        if not 0 <= seed <= MAX_SAFE:  # job.start records it as a JSON number
             raise ValueError(
                 f"seed must be from 0 to 2**53 - 1 (a JSON number in the job's record), got {seed}"
             )

@@ -14,7 +14,8 @@ from typing import Any
 
 import rfc8785
 
-_MAX_SAFE = 2**53 - 1
+MAX_SAFE = 2**53 - 1
+"""The largest integer a JSON number (an IEEE double) holds exactly."""
 _fast = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
@@ -29,7 +30,7 @@ def _fast_path_ok(obj: Any) -> bool:
         if t is str or o is None or t is bool:
             continue
         if t is int:
-            if -_MAX_SAFE <= o <= _MAX_SAFE:
+            if -MAX_SAFE <= o <= MAX_SAFE:
                 continue
             return False
         if t is float:
@@ -62,7 +63,7 @@ def dumps(obj: Any) -> bytes:
 def _parse_int(text: str) -> int | float:
     # JCS writes integral floats beyond 2**53 without a fraction; they are still numbers.
     n = int(text)
-    return n if -_MAX_SAFE <= n <= _MAX_SAFE else float(n)
+    return n if -MAX_SAFE <= n <= MAX_SAFE else float(n)
 
 
 def loads(data: bytes) -> Any:

@@ -608,6 +608,8 @@ def train(
     for name, value in (("--partitions", partitions), ("--iterations", iterations)):
         if value < 1:
             raise UsageError(f"{name} must be at least 1, got {value}")
+    if not 0 <= seed <= canonical.MAX_SAFE:  # job.start records it as a JSON number
+        raise UsageError(f"--seed must be from 0 to 2**53 - 1, got {seed}")
     entry, _ = find_commitment(ledger, data)
     commit_id, commitment = entry.id, entry.body
     feats, target = choose_columns(commitment, target, features)
