@@ -580,3 +580,21 @@ def test_a_malformed_rows_digest_is_refused(committed) -> None:
 
     with pytest.raises(DataError, match="malformed"):
         read(committed[0], rewrite_index(body, store, short), store)
+
+
+def test_a_partition_index_missing_from_the_store_is_named_missing_not_malformed(tmp_path):
+    """Seen on a Dask worker that could not see the artifact store: the job failed with
+    'partition index …: malformed: artifact … is missing from …'."""
+    from bubblechain.artifacts import ArtifactStore
+
+    path = tmp_path / "data.parquet"
+    pq.write_table(base_table(), path, row_group_size=16)
+    store = ArtifactStore(tmp_path / "artifacts")
+    body = commit(path, id_column="id", store=store, partition_rows=SIZE)
+    store.path(body["partitions"]).unlink()
+    with pytest.raises(DataError) as e:
+        read(path, body, store)
+    assert str(e.value) == (
+        f"partition index {body['partitions']}: artifact {body['partitions']} is missing "
+        f"from {tmp_path / 'artifacts'}"
+    )

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from bubblechain.merkle import EMPTY_ROOT, root, root_from_buffer
 
+from ..errors import UsageError
 from ._hashing import ROWS_DIGEST_FORMAT
 from .arrow_numpy import as_numpy
 from .errors import DataError
@@ -141,7 +142,11 @@ def load_index(commitment: dict, get: Getter) -> list[Partition]:
     """Fetch the index of ``commitment`` and check it against the committed root and sizes."""
     address = commitment["partitions"]
     try:
-        doc = json.loads(get(address))
+        raw = get(address)
+    except UsageError as exc:  # missing from the store, or changed there: not malformed
+        raise DataError(f"partition index {address}: {exc}") from None
+    try:
+        doc = json.loads(raw)
         size = doc["partition_rows"]
         parts = [
             Partition(
