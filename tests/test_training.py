@@ -450,7 +450,7 @@ def test_dask_with_a_given_scheduler_address(toy, cli):
     from distributed import LocalCluster
 
     home, _ = toy
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=2, dashboard_address=None) as cluster:
         code, out, err = cli(
             "train",
             "--data",
@@ -472,6 +472,7 @@ def test_dask_with_a_given_scheduler_address(toy, cli):
     (start,) = [e for e in job_entries(home, res["job"]) if e.kind == "job.start"]
     assert start.body["engine"]["scheduler"] == cluster.scheduler_address
     assert start.body["engine"]["workers"] == 2
+    assert start.body["engine"]["threads"] == 4  # recorded: tasks ran 2 at a time per worker
     assert verify_home(home).ok
 
 

@@ -211,6 +211,8 @@ class DaskEngine:
             "engine": "dask",
             "scheduler": info.get("address"),
             "workers": len(info.get("workers", {})),
+            # Threads run tasks side by side in a worker: each pins its BLAS to 1 thread.
+            "threads": sum(w.get("nthreads", 0) for w in info.get("workers", {}).values()),
             "dask": dask.__version__,
             "distributed": distributed.__version__,
         }
