@@ -140,10 +140,11 @@ def write_predictions(batches: Iterator[pa.Table], out: Path | None) -> int:
     """
     n = 0
     if out is None:
+        # One encoder for every row: json.dumps(default=...) builds a new one per call.
+        line = json.JSONEncoder(default=str).encode
         with tempfile.SpooledTemporaryFile(SPOOL_BYTES, mode="w+", encoding="utf-8") as spool:
             for t in batches:
-                for row in t.to_pylist():
-                    spool.write(json.dumps(row, default=str) + "\n")
+                spool.writelines([line(row) + "\n" for row in t.to_pylist()])
                 n += t.num_rows
             spool.seek(0)
             shutil.copyfileobj(spool, sys.stdout)
