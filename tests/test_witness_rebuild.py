@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -142,3 +143,60 @@ def test_a_home_in_use_is_waited_for_then_given_up(home, cli):
     assert code == 2
     assert f"error: ledger {home} is in use by " in err
     assert not list(replica(home, "w2").parent.glob("*.rebuild-*"))
+
+
+def _settle(directory: Path) -> None:
+    """Fold each replica's WAL into its file, so the file alone can be copied."""
+    for p in directory.glob("replica.db"):
+        con = sqlite3.connect(p)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+
+
+def test_a_witness_that_cosigned_blocks_the_ledger_lost_is_not_rebuilt(home, cli):
+    """The ledger restored from an older copy: w1 had cosigned blocks 3.. that it no
+    longer has. Rebuilt from the older ledger, w1 cosigned the next note there, a
+    second root for a size it had cosigned; two such rebuilds made that fork final."""
+    with Ledger.open(home, readonly=True) as led:
+        head = led.store.head().height
+    older = home.parent / "older.db"
+    shutil.copy(home / "ledger.db", older)  # checkpointed: no WAL left by the fixture
+    with Ledger.open(home, block_size=BLOCK) as led:
+        for i in range(4):
+            led.append("note", {"text": f"later {i}"})
+    for suffix in ("-wal", "-shm"):
+        (home / f"ledger.db{suffix}").unlink(missing_ok=True)
+    shutil.copy(older, home / "ledger.db")
+    before = tree_digest(home / "witnesses")
+
+    code, _, err = cli("witness", "rebuild", "w1", "--home", home)
+    assert code == 2
+    assert err.startswith(f"error: witness w1: {replica(home, 'w1')} holds its cosignature of ")
+    assert f"which this ledger does not have (its head is block {head})" in err
+    assert tree_digest(home / "witnesses") == before
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["in-place", "kept-by-a-rebuild"])
+def test_a_witness_that_cosigned_a_fork_is_not_rebuilt(home, cli, tmp_path, kept):
+    """w1's replica (or one kept by an earlier rebuild) holds its cosignature of a
+    block that differs from the ledger's at that height: rebuilt, it would hold
+    two cosigned roots for one size."""
+    other = tmp_path / "other"
+    shutil.copytree(home, other)
+    for h, text in ((home, "here"), (other, "there")):
+        with Ledger.open(h, block_size=1) as led:
+            led.append("note", {"text": text})
+    _settle(other / "witnesses" / "w1")
+    theirs = other / "witnesses" / "w1" / "replica.db"
+    if kept:
+        shutil.copy(theirs, replica(home, "w1").with_name("replica.db.replaced-20260101T000000"))
+    else:
+        for f in replica(home, "w1").parent.glob("replica.db*"):
+            f.unlink()
+        shutil.copy(theirs, replica(home, "w1"))
+    before = tree_digest(home / "witnesses")
+
+    code, _, err = cli("witness", "rebuild", "w1", "--home", home)
+    assert code == 2, err
+    assert "over a different checkpoint than this ledger's block" in err
+    assert tree_digest(home / "witnesses") == before

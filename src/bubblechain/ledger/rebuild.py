@@ -8,14 +8,18 @@ final: having lost its memory of what it cosigned, it vouches for nothing new
 until the sequencer offers it the later blocks in the usual way. A cosignature
 of its own that the ledger kept for a block must verify over that block's
 checkpoint; one that does not is evidence that the ledger's history changed
-under it, and nothing is rebuilt. The new replica is built beside the old
-one and swapped in only once complete; the old one is kept, renamed, since it
-may hold evidence of equivocation.
+under it, and nothing is rebuilt. So is a block it cosigned in its old replica
+(or one kept by an earlier rebuild), when that can still be read, that the
+ledger lacks or holds differently: rebuilt, it could cosign a second root for
+that size. The new replica is built beside the old one and swapped in only
+once complete; the old one is kept, renamed, since it may hold evidence of
+equivocation.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
-from ..errors import Rejected, UsageError, WitnessRefusal
+from ..errors import Rejected, StoreError, UsageError, WitnessRefusal
 from ..fsutil import fsync_dir, fsync_paths
 from ..home import Home, resolve_home
 from ..witness.local import REPLICA_FILE, LocalWitness, load_witness_key
@@ -31,7 +35,7 @@ from .genesis import read_genesis
 from .ledger import Ledger
 from .lock import HomeLock, lock_wait_seconds
 from .sequencer import load_block
-from .store import Store
+from .store import Store, _connect
 
 
 @dataclass
@@ -75,6 +79,7 @@ def rebuild_witness(
         with Ledger.open(h.root, readonly=True) as led:
             final = led.final_height()
             _check_own_cosignatures(led, name)
+            _check_old_replicas(led, directory, name)
             fresh = directory / f"{REPLICA_FILE}.rebuild-{os.getpid()}"
             _remove(fresh)
             witness = LocalWitness(
@@ -140,6 +145,76 @@ def _check_own_cosignatures(led: Ledger, name: str) -> None:
                 "does not verify over that block: the ledger's history changed after the "
                 "witness cosigned it; nothing was rebuilt (`bubblechain verify` says more)"
             )
+
+
+def _check_old_replicas(led: Ledger, directory: Path, name: str) -> None:
+    """What the witness cosigned in its replica, and in replicas kept by earlier
+    rebuilds, must be the ledger's history: a block it cosigned that the ledger
+    lacks (the ledger restored from an older copy) or holds differently (a fork
+    shown to it) would let the rebuilt witness cosign a second root for a size,
+    as soon as the sequencer offers one. A replica that cannot be read, or a row
+    whose cosignature does not verify (corruption), proves nothing and is skipped.
+    """
+    pinned = led.genesis.witness(name)
+    paths = [directory / REPLICA_FILE]
+    paths += sorted(
+        p
+        for p in directory.glob(f"{REPLICA_FILE}.replaced-*")
+        if not p.name.endswith(("-wal", "-shm"))
+    )
+    for path in paths:
+        try:
+            old = _read_only(path)
+        except (StoreError, OSError, sqlite3.DatabaseError):
+            continue
+        try:
+            if old.genesis.hash != led.genesis.hash:
+                continue
+            rows = list(old.blocks())
+            cosigned = {h: old.cosignatures(h).get(name) for h in (r.height for r in rows)}
+        except (sqlite3.DatabaseError, ValueError, KeyError, OSError):
+            continue
+        finally:
+            old.close()
+        for row in rows:
+            line = cosigned.get(row.height)
+            try:
+                body = SignedNote.parse(row.checkpoint).body
+                if line is None or not verify_cosignature(
+                    body, NoteSignature.parse_line(line), pinned
+                ):
+                    continue
+            except ValueError:
+                continue
+            ours = led.store.block(row.height)
+            if ours is None:
+                head = led.store.head()
+                top = head.height if head is not None else -1
+                how = f"which this ledger does not have (its head is block {top})"
+            else:
+                try:
+                    same = SignedNote.parse(ours.checkpoint).body == body
+                except ValueError:
+                    same = False
+                if same:
+                    continue
+                how = "over a different checkpoint than this ledger's block"
+            raise UsageError(
+                f"witness {name}: {path} holds its cosignature of block {row.height} "
+                f"({body.decode().splitlines()[1]} entries), {how}: a rebuilt witness could cosign "
+                "a second root for that size; nothing was rebuilt (`bubblechain verify` "
+                "says more)"
+            )
+
+
+def _read_only(path: Path) -> Store:
+    """A replica opened to read, leaving no file beside it that was not there."""
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size:  # committed blocks may be in its WAL
+        return Store.open(path, readonly=True)
+    if not path.is_file():
+        raise StoreError(f"{path} does not exist")
+    return Store(path, _connect(path, readonly=True, immutable=True), True)
 
 
 def _swap(replica: Path, fresh: Path) -> str | None:
