@@ -18,6 +18,7 @@ equivocation.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -81,7 +82,8 @@ def rebuild_witness(
             _check_own_cosignatures(led, name)
             _check_old_replicas(led, directory, name)
             fresh = directory / f"{REPLICA_FILE}.rebuild-{os.getpid()}"
-            _remove(fresh)
+            for stale in directory.glob(f"{REPLICA_FILE}.rebuild-*"):  # of a killed rebuild
+                _unlink(stale)
             witness = LocalWitness(
                 directory, identity, Store.create(fresh, genesis, "witness", name)
             )
@@ -218,26 +220,72 @@ def _read_only(path: Path) -> Store:
 
 
 def _swap(replica: Path, fresh: Path) -> str | None:
-    """Put ``fresh`` in place of ``replica``, keeping the old one (and its WAL) renamed."""
+    """Put ``fresh`` in place of ``replica``, keeping the old one (and its WAL) under a
+    new name.
+
+    Killed at any point, the replica in place is the old one, whole, or the new one
+    (only an old one unusable anyway may be gone): the old replica's WAL is folded
+    into its file first, so the file stands alone while the new one is renamed over
+    it, and a WAL of the old one never pairs with the new file.
+    """
+    names = [replica.with_name(replica.name + s) for s in ("", "-wal", "-shm")]
     kept = None
-    if replica.exists():
+    if any(p.exists() for p in names):
+        settled = _settle(replica)
+        if settled is None:
+            raise UsageError(
+                f"witness replica {replica} is being read by another process (verify?): "
+                "its WAL cannot be folded into it; nothing was replaced, try again"
+            )
         stamp = time.strftime("%Y%m%dT%H%M%S")
         kept = replica.with_name(f"{replica.name}.replaced-{stamp}")
         n = 1
-        while kept.exists():  # two rebuilds in one second keep both old replicas
-            n += 1
+        while any(kept.with_name(kept.name + s).exists() for s in ("", "-wal", "-shm")):
+            n += 1  # two rebuilds in one second keep both old replicas
             kept = replica.with_name(f"{replica.name}.replaced-{stamp}-{n}")
-        for suffix in ("-wal", "-shm", ""):  # the WAL keeps its name's pairing
-            old = replica.with_name(replica.name + suffix)
-            if old.exists():
-                os.replace(old, kept.with_name(kept.name + suffix))
+        for old, suffix in zip(names, ("", "-wal", "-shm"), strict=True):
+            if old.exists():  # the WAL keeps its name's pairing
+                os.link(old, kept.with_name(kept.name + suffix))
+        fsync_dir(replica.parent)
+        if not settled:  # its WAL could not be folded in: the file alone is no replica
+            _unlink(names[0])
+        _unlink(names[1])
+        _unlink(names[2])
     for suffix in ("-wal", "-shm"):
-        _remove(fresh.with_name(fresh.name + suffix))  # closed: checkpointed into the file
+        _unlink(fresh.with_name(fresh.name + suffix))  # closed: checkpointed into the file
     os.replace(fresh, replica)
     fsync_dir(replica.parent)
     return str(kept) if kept else None
 
 
+def _settle(replica: Path) -> bool | None:
+    """Fold the old replica's WAL into its file: True once its file alone is the
+    replica, False if it is unusable (its WAL cannot be read into it), None if a
+    reader's snapshot keeps the WAL."""
+    wal = replica.with_name(replica.name + "-wal")
+    if not wal.exists() or not wal.stat().st_size:
+        return True
+    if not replica.is_file():
+        return False
+    try:
+        con = sqlite3.connect(replica, isolation_level=None)
+        try:
+            con.execute("PRAGMA busy_timeout=10000")
+            busy = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        return False
+    if busy:
+        return None
+    return not wal.exists() or not wal.stat().st_size
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
 def _remove(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
+        _unlink(path.with_name(path.name + suffix))
