@@ -566,3 +566,64 @@ def test_a_reader_who_may_not_read_the_witness_keys_gets_no_findings_for_them(ho
         "witness w3's key",
     ]
     assert all("Permission denied" in u for u in got["unchecked"])
+
+
+def _as_nobody(read) -> object:
+    """``read()`` run as user nobody in a child; its JSON result."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            out = json.dumps(read())
+        except BaseException as e:  # reported to the parent
+            out = json.dumps(f"{type(e).__name__}: {e}")
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = json.loads(f.read())
+    os.waitpid(pid, 0)
+    return got
+
+
+@_AS_ROOT
+@pytest.mark.parametrize("how", ["mode-0", "directory"])
+def test_a_key_file_its_own_writer_may_not_read_is_a_finding(home, how):
+    """'not checked' is for a reader who is not the home's writer: a key file made
+    unreadable to the account that owns the home (chmod 000), or replaced by a
+    directory, is a witness that cosigns nothing, and was hidden as 'not checked'."""
+    import tempfile
+
+    place = Path(tempfile.mkdtemp(prefix="bubblechain-own-"))
+    place.chmod(0o755)
+    copy = Path(shutil.copytree(home, place / "home"))
+    key = copy / "witnesses" / "w1" / "witness.key"
+    if how == "directory":
+        key.unlink()
+        key.mkdir()
+        key.chmod(0)
+    else:
+        key.chmod(0)
+    for p in [copy, *copy.rglob("*")]:
+        os.chown(p, 65534, 65534)
+
+    def check() -> dict:
+        v = verify_home(copy)
+        with Ledger.open(copy, readonly=True) as led:
+            st = led.status()
+        return {
+            "verify": [str(f) for f in v.findings],
+            "unchecked": v.unchecked,
+            "usable": [w["usable"] for w in st["witnesses"]],
+        }
+
+    try:
+        got = _as_nobody(check)
+    finally:
+        shutil.rmtree(place)
+    assert isinstance(got, dict), got
+    assert got["unchecked"] == []
+    assert [f.split(": unusable: key file")[0] for f in got["verify"]] == ["witness w1"]
+    assert got["usable"] == [False, True, True]

@@ -129,6 +129,8 @@ class Identity(PublicIdentity):
         path = Path(path)
         try:
             st = path.stat()
+            if not stat.S_ISREG(st.st_mode):  # a directory there: broken, not forbidden
+                raise KeyFileError(f"key file {path} is not a regular file")
             raw = path.read_bytes()
         except FileNotFoundError:
             raise KeyFileError(f"key file {path} is missing") from None

@@ -31,6 +31,7 @@ from ..witness.local import (
     UnusableWitness,
     load_witness_key,
     open_witnesses,
+    reads_only,
 )
 from .block import Block, parse_header
 from .genesis import Genesis, read_genesis
@@ -532,10 +533,11 @@ class Ledger:
             info: dict[str, Any] = {"name": w.name, "height": None, "size": None, "usable": True}
             try:
                 load_witness_key(self.home.witness(w.name), self.genesis)
-            except KeyFileForbidden as e:  # a reader with read access only
-                info["unchecked"] = f"key not checked: {e}"
             except (ValueError, OSError) as e:
-                info["usable"], info["error"] = False, f"unusable: {e}"
+                if isinstance(e, KeyFileForbidden) and reads_only(self.home.store):
+                    info["unchecked"] = f"key not checked: {e}"  # read access only
+                else:
+                    info["usable"], info["error"] = False, f"unusable: {e}"
             try:
                 rs = Store.open(self.home.witness(w.name) / REPLICA_FILE, readonly=True)
                 try:

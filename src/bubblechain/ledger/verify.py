@@ -30,7 +30,7 @@ from ..crypto.note import (
 )
 from ..errors import KeyFileForbidden, Rejected, StoreError, UsageError
 from ..home import Home, resolve_home
-from ..witness.local import REPLICA_FILE, load_witness_key
+from ..witness.local import REPLICA_FILE, load_witness_key, reads_only
 from .block import ZERO_HASH, block_extension, header_hash, parse_header
 from .genesis import Genesis, read_genesis
 from .lock import is_appending
@@ -607,17 +607,19 @@ def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
     copies: dict[str, CopyView] = {}
     led = Store.open(h.store, readonly=True)
     replicas: dict[str, Store] = {}
+    reader = reads_only(h.store)  # not the writer, which must read every witness key
     try:
         for w in genesis.witnesses:
             path = h.witness(w.name) / REPLICA_FILE
             try:
                 load_witness_key(h.witness(w.name), genesis)
-            except KeyFileForbidden as e:
-                unchecked.append(f"witness {w.name}'s key: {e} (read access only?)")
             except (ValueError, OSError) as e:  # it can cosign nothing more
-                findings.append(Finding("witness", f"witness {w.name}", f"unusable: {e}"))
-                if not path.parent.is_dir():
-                    continue
+                if isinstance(e, KeyFileForbidden) and reader:
+                    unchecked.append(f"witness {w.name}'s key: {e} (read access only?)")
+                else:
+                    findings.append(Finding("witness", f"witness {w.name}", f"unusable: {e}"))
+                    if not path.parent.is_dir():
+                        continue
             try:
                 replicas[w.name] = Store.open(path, readonly=True)
             except StoreError as e:

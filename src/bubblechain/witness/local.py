@@ -9,6 +9,7 @@ as evidence), persists the block, and only then returns its cosignature.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -44,6 +45,17 @@ def load_witness_key(directory: Path, genesis: Genesis | None = None) -> Identit
                 f"{directory.name}"
             )
     return identity
+
+
+def reads_only(store: Path) -> bool:
+    """Whether this process only reads the home whose ledger store is ``store``: it
+    does not own that file (an auditor's account). The writer needs every embedded
+    witness's key to append, so a key file it may not read is a witness that cosigns
+    nothing: a finding, not something left unchecked."""
+    try:
+        return os.geteuid() != os.stat(store).st_uid
+    except (AttributeError, OSError):  # no POSIX owners, or the store is unreadable
+        return True
 
 
 def open_witnesses(root: Path, genesis: Genesis) -> tuple[list[LocalWitness], dict[str, str]]:
