@@ -486,6 +486,27 @@ _AS_ROOT = pytest.mark.skipif(
 )
 
 
+def _as_nobody(read) -> object:
+    """``read()`` run as user nobody in a child, with the modules already loaded; its
+    JSON result."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            out = json.dumps(read())
+        except BaseException as e:  # reported to the parent
+            out = json.dumps(f"{type(e).__name__}: {e}")
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = json.loads(f.read())
+    os.waitpid(pid, 0)
+    return got
+
+
 def _read_as_nobody(home: Path, read) -> object:
     """``read(copy)`` run as user nobody on a copy of ``home`` it may read but not write,
     the key files (0600) not even read: an auditor's account. Returns its JSON result."""
@@ -502,21 +523,7 @@ def _read_as_nobody(home: Path, read) -> object:
         elif d.suffix != ".key":
             d.chmod(0o444)
 
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child reads as nobody, with the modules already loaded
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            out = json.dumps(read(home))
-        except BaseException as e:  # reported to the parent
-            out = json.dumps(f"{type(e).__name__}: {e}")
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        got = json.loads(f.read())
-    os.waitpid(pid, 0)
+    got = _as_nobody(lambda: read(home))
     for d in [home, *home.rglob("*")]:
         d.chmod(0o755)
     shutil.rmtree(place)
@@ -566,26 +573,6 @@ def test_a_reader_who_may_not_read_the_witness_keys_gets_no_findings_for_them(ho
         "witness w3's key",
     ]
     assert all("Permission denied" in u for u in got["unchecked"])
-
-
-def _as_nobody(read) -> object:
-    """``read()`` run as user nobody in a child; its JSON result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            out = json.dumps(read())
-        except BaseException as e:  # reported to the parent
-            out = json.dumps(f"{type(e).__name__}: {e}")
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        got = json.loads(f.read())
-    os.waitpid(pid, 0)
-    return got
 
 
 @_AS_ROOT
