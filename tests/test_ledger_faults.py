@@ -217,7 +217,8 @@ def test_one_unusable_witness_does_not_stop_a_2_of_3_ledger(home, cli, fault):
     assert len(note) == 1 and st["final_height"] == st["height"] == note[0].block
     w = {x["name"]: x for x in st["witnesses"]}
     assert w["w1"]["usable"] and w["w2"]["usable"] and "error" not in w["w1"]
-    assert (w["w3"]["usable"], w["w3"]["error"]) == (False, f"unusable: {reason}")
+    fix = " (`bubblechain witness rebuild w3`)" if kind == "replica" else ""
+    assert (w["w3"]["usable"], w["w3"]["error"]) == (False, f"unusable: {reason}{fix}")
     hint = " (`bubblechain witness rebuild w3` rebuilds it)" if kind == "replica" else ""
     assert findings(home) == {(kind, "witness w3", f"unusable: {reason}{hint}")}
     code, out, _ = cli("verify", "--home", home)

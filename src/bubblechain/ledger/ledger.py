@@ -555,7 +555,8 @@ class Ledger:
                     rs.close()
             except (StoreError, sqlite3.DatabaseError) as e:
                 if info["usable"]:
-                    info["usable"], info["error"] = False, f"unusable: {e}"
+                    info["usable"] = False
+                    info["error"] = f"unusable: {e} (`bubblechain witness rebuild {w.name}`)"
             except (ValueError, KeyError) as e:  # a head it cannot have written
                 info["usable"] = False
                 info["error"] = f"corrupt head ({e}); `bubblechain verify` says where"
