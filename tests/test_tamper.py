@@ -95,6 +95,21 @@ def test_each_signature_is_checked_once_not_once_per_copy(home, monkeypatch):
     assert len(calls) == N_NOTES + 4
 
 
+def test_each_entry_is_parsed_once_not_once_per_copy(home, monkeypatch):
+    """After the signature, the largest part of a replica's replay was parsing each entry
+    again (its canonical form re-encoded and compared), though the same bytes had
+    passed in the ledger's copy."""
+    from bubblechain.ledger import Message
+
+    calls = []
+    real = Message.from_parts.__func__
+    monkeypatch.setattr(
+        Message, "from_parts", classmethod(lambda cls, *a: calls.append(a) or real(cls, *a))
+    )
+    assert verify_home(home).ok
+    assert len(calls) == N_NOTES + 1  # the ledger's entries, genesis included, once each
+
+
 def test_a_replica_message_with_another_messages_signature_is_still_refused(home):
     """A signature checked in the ledger's copy counts for another copy only for the very
     same signed bytes: here a replica's message carries a valid signature of another."""

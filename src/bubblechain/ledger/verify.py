@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import merkle
 from ..artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactStore
+from ..crypto import canonical
 from ..crypto.note import (
     Checkpoint,
     NoteSignature,
@@ -127,6 +128,10 @@ class CheckedSignatures:
     def key(leaf: bytes, public_key: bytes) -> bytes:
         # 120 bits, and a last byte that is never 0 (numpy strips trailing zeros).
         return hashlib.sha256(leaf + public_key).digest()[:15] + b"\x01"
+
+    @property
+    def sealed(self) -> bool:
+        return self._new is None
 
     def __contains__(self, key: bytes) -> bool:
         i = int(np.searchsorted(self._sorted, key))
@@ -291,7 +296,7 @@ def _replay_block(store, state, tree, h, hdr, find, checked) -> bytes:
         if r.block != h:
             find("message", where, f"stored as part of block {r.block}")
         try:
-            m = Message.from_parts(r.payload, r.sig)
+            m, leaf, key, known = _parse(r, state, checked)
         except Rejected as e:
             find("message", where, f"malformed: {e}")
             ss = _lenient_sender_seq(r.payload)
@@ -304,12 +309,8 @@ def _replay_block(store, state, tree, h, hdr, find, checked) -> bytes:
             find("message", where, "stored id does not match the payload's hash")
         if (m.kind, m.sender) != (r.kind, r.sender):
             find("message", where, "stored kind/sender columns differ from the signed payload")
-        leaf = m.leaf
         if leaf != r.leaf:
             find("message", where, "stored leaf hash does not match the entry")
-        node = state.nodes.get(m.sender) if checked is not None else None
-        key = checked.key(leaf, node[0]) if node is not None else None
-        known = key is not None and key in checked
         try:
             state.check(m, verify_sig=not known)
         except Rejected as e:
@@ -327,6 +328,36 @@ def _replay_block(store, state, tree, h, hdr, find, checked) -> bytes:
         tree.append(b"\0" * 32)
         state.size += 1
     return digest.digest()
+
+
+def _parse(
+    r: Any, state: LedgerState, checked: CheckedSignatures | None
+) -> tuple[Message, bytes, bytes | None, bool]:
+    """A stored entry as a Message, with its leaf, its key in ``checked`` (None if its
+    sender is unknown) and whether another copy checked it already.
+
+    An entry that another copy parsed and checked, signature and all, under the same
+    sender key is only decoded: `Message.from_parts` is a function of its bytes, so
+    its canonical-form and structure checks would pass again. Raises Rejected for an
+    entry that does not parse.
+    """
+    payload, sig = bytes(r.payload), bytes(r.sig)
+    leaf = merkle.leaf_hash(sig + payload)
+    if checked is not None and checked.sealed:
+        try:
+            fields = canonical.decode(payload)
+            node = state.nodes.get(fields["sender"])
+        except (ValueError, TypeError, KeyError):  # it will not parse: from_parts says why
+            node = None
+        if node is not None:
+            key = checked.key(leaf, node[0])
+            if key in checked:
+                m = Message(payload, sig, fields, hashlib.sha256(payload).digest())
+                return m, leaf, key, True
+    m = Message.from_parts(payload, sig)
+    node = state.nodes.get(m.sender) if checked is not None else None
+    key = checked.key(leaf, node[0]) if node is not None else None
+    return m, leaf, key, key is not None and key in checked
 
 
 def _check_checkpoint(row: BlockRow, hdr, genesis: Genesis, cosigs, computed, find, tree):
