@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -122,6 +123,56 @@ def test_a_replica_message_with_another_messages_signature_is_still_refused(home
     where = f"witness w2, message 10 (block {block_of(home, 10)})"
     assert "signature does not verify under 'admin''s registered key" in w[where]
     assert not [k for k in w if not k.startswith("witness w2")]
+
+
+def test_a_replica_entry_split_elsewhere_between_signature_and_payload_is_malformed(tmp_path):
+    """The leaf hashes signature || payload, so a replica moving a signature's last byte, a
+    space, to the payload's front keeps the leaf (and the cache key) of the entry the
+    ledger checked: the replica's short signature and non-canonical payload went
+    unreported, and the comparison blamed neither copy."""
+    h = tmp_path / "home"
+    Ledger.init(h).close()
+    found = None
+    for _ in range(60):  # 1 signature in 64 ends in one of JSON's 4 whitespace bytes
+        with Ledger.open(h, block_size=BLOCK) as led:
+            for i in range(50):
+                led.append("note", {"text": f"note {i:03d}"})
+        found = (
+            db(h)
+            .execute(
+                "SELECT idx, payload, sig FROM messages WHERE idx>0 AND substr(sig, 64, 1)"
+                " IN (x'20', x'09', x'0a', x'0d') LIMIT 1"
+            )
+            .fetchone()
+        )
+        if found:
+            break
+    assert found
+    idx, payload, sig = found
+    payload, sig = sig[63:] + payload, sig[:63]  # the same bytes, split one byte earlier
+    con = sqlite3.connect(h / "witnesses" / "w2" / "replica.db", isolation_level=None)
+    con.execute(
+        "UPDATE messages SET payload=?, sig=?, id=? WHERE idx=?",
+        (payload, sig, hashlib.sha256(payload).digest(), idx),
+    )
+    con.close()
+    w = wheres(h)
+    where = f"witness w2, message {idx} (block {block_of(h, idx)})"
+    assert "malformed: signature must be 64 bytes, got 63" in w[where]
+    assert "differs from the ledger's copy, which verifies" in w[where]
+    assert not [k for k in w if not k.startswith("witness w2")]
+
+
+def test_a_replica_entry_nested_too_deeply_is_malformed_not_a_crash(home):
+    """Decoding a replica's entry before looking it up among the checked ones let a
+    RecursionError out of verify: one tampered replica left no report at all."""
+    payload = b"[" * 200_000 + b"]" * 200_000
+    con = sqlite3.connect(home / "witnesses" / "w2" / "replica.db", isolation_level=None)
+    con.execute("UPDATE messages SET payload=? WHERE idx=10", (payload,))
+    con.close()
+    w = wheres(home)
+    where = f"witness w2, message 10 (block {block_of(home, 10)})"
+    assert "malformed: payload is not canonical JSON: JSON is nested too deeply" in w[where]
 
 
 def test_one_byte_of_a_block_header_changed(home):

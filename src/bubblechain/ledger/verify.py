@@ -35,7 +35,7 @@ from ..witness.local import REPLICA_FILE, load_witness_key, reads_only
 from .block import ZERO_HASH, block_extension, header_hash, parse_header
 from .genesis import Genesis, read_genesis
 from .lock import is_appending
-from .message import Message
+from .message import SIG_LEN, Message
 from .rules import JobInfo, LedgerState
 from .store import BlockRow, Store, blob_col, text_col
 
@@ -340,14 +340,19 @@ def _parse(
     sender key is only decoded: `Message.from_parts` is a function of its bytes, so
     its canonical-form and structure checks would pass again. Raises Rejected for an
     entry that does not parse.
+
+    The leaf hashes signature and payload joined, so it fixes their bytes only with
+    the signature's length: a 63-byte signature whose last byte (a space, say) starts
+    the payload has the very leaf of the entry checked, so only a signature of the
+    checked length may take the shortcut.
     """
     payload, sig = bytes(r.payload), bytes(r.sig)
     leaf = merkle.leaf_hash(sig + payload)
-    if checked is not None and checked.sealed:
+    if checked is not None and checked.sealed and len(sig) == SIG_LEN:
         try:
             fields = canonical.decode(payload)
             node = state.nodes.get(fields["sender"])
-        except (ValueError, TypeError, KeyError):  # it will not parse: from_parts says why
+        except (ValueError, TypeError, KeyError, RecursionError):  # from_parts says why
             node = None
         if node is not None:
             key = checked.key(leaf, node[0])
