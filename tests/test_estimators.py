@@ -121,6 +121,23 @@ def test_kmeans_matches_sklearn_inertia(k):
     np.testing.assert_allclose(KMeans(n_clusters=k).fit_transform(X), D)
 
 
+def test_kmeans_takes_sklearns_default_n_init_auto_as_one_run(tmp_path):
+    """scikit-learn's default since 1.4; refused before, so code copied from it failed."""
+    from bubblechain.ledger import Ledger
+
+    X, _ = datasets.make_blobs(n_samples=600, centers=4, random_state=3)
+    auto = KMeans(n_clusters=4, n_init="auto").fit(X)
+    assert auto.get_params()["n_init"] == "auto"  # as given: clone() keeps it
+    one = KMeans(n_clusters=4, n_init=1).fit(X)
+    np.testing.assert_array_equal(auto.cluster_centers_, one.cluster_centers_)
+    home = tmp_path / "home"
+    Ledger.init(home).close()
+    KMeans(n_clusters=4, n_init="auto", ledger=home, engine="inline").fit(X)
+    with Ledger.open(home) as led:
+        (start,) = [e.body for e in led.entries(kind="job.start")]
+    assert start["hyper"]["n_init"] == 1  # the record holds the number it stands for
+
+
 def test_kmeans_inertia_is_that_of_the_final_centres_when_iterations_stop_the_run(tmp_path):
     """It was the recorded params' inertia: that of the centres before the last move,
     or 0.0 when only the sample round ran, while score(X) gave the final centres'."""

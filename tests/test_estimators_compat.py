@@ -297,7 +297,7 @@ def test_sklearn_check_estimator_fails_only_the_known_checks(cls):
         # named as the algorithm names it ('k'), without saying which one or its value
         (KMeans, {"n_clusters": 0}, "n_clusters must be at least 1, got 0"),
         (KMeans, {"n_clusters": 2.5}, "n_clusters must be an integer, got 2.5"),
-        (KMeans, {"n_init": "auto"}, "n_init must be an integer, got 'auto'"),
+        (KMeans, {"n_init": "many"}, "n_init must be 'auto' or a number, got 'many'"),
         (KMeans, {"max_iter": 0}, "max_iter must be at least 1, got 0"),
         (KMeans, {"n_clusters": 50}, "n_clusters=50 is more than the 6 rows of X"),
         (LogisticRegression, {"tol": -1}, "tol must be at least 0, got -1"),

@@ -241,6 +241,8 @@ class _Estimator:
     # hyperparameter -> (integer?, lower bound, bound excluded?, +inf allowed?)
     _hyper_ranges: ClassVar[dict[str, tuple[bool, float, bool, bool]]] = {}
     _min_classes: ClassVar[int] = 1  # classifiers: distinct labels y must hold
+    # hyperparameter -> the words it also takes, and the number each stands for
+    _hyper_words: ClassVar[dict[str, dict[str, int | float]]] = {}
 
     # the runtime options every estimator takes (set by the subclasses' __init__)
     partitions: int
@@ -414,12 +416,26 @@ class _Estimator:
                 f"seed must be from 0 to 2**53 - 1 (a JSON number in the job's record), got {seed}"
             )
         for name, (integer, low, strict, infinite) in self._hyper_ranges.items():
-            _check_number(name, getattr(self, name), integer, low, strict, infinite)
-            if self.ledger is not None and not math.isfinite(getattr(self, name)):
+            value = self._resolved(name)
+            _check_number(name, value, integer, low, strict, infinite)
+            if self.ledger is not None and not math.isfinite(value):
                 raise ValueError(
-                    f"{name}={getattr(self, name)!r} cannot be recorded in a tracked job "
+                    f"{name}={value!r} cannot be recorded in a tracked job "
                     "(JSON numbers are finite); use a large finite value"
                 )
+
+    def _resolved(self, name: str) -> Any:
+        """A hyperparameter's value, a word it takes (KMeans' ``n_init="auto"``) as the
+        number it stands for; any other value as given, for `_check_number` to judge."""
+        value = getattr(self, name)
+        words = self._hyper_words.get(name, {})
+        if isinstance(value, str) and value in words:
+            return words[value]
+        if isinstance(value, str) and words:
+            raise ValueError(
+                f"{name} must be {' or '.join(map(repr, words))} or a number, got {value!r}"
+            )
+        return value
 
     def _check_rows(self, n_rows: int) -> None:
         """Hook to refuse too few rows before anything runs or is committed (KMeans)."""
@@ -852,9 +868,10 @@ class KMeans(_Estimator):
     """k-means (Lloyd on the full data; k-means++ on a seeded, recorded sample).
 
     ``n_clusters``, ``max_iter``, ``tol`` and ``n_init`` mean what scikit-learn's
-    do; ``seed`` plays ``random_state``'s part. ``score`` is minus the inertia,
-    as scikit-learn's. ``labels_`` is set when the rows were in memory (not after
-    ``fit("dataset")``: use ``predict`` on the rows you want labelled).
+    do (``n_init="auto"``, scikit-learn's default, is one run, as its k-means++
+    initialisation makes it); ``seed`` plays ``random_state``'s part. ``score`` is
+    minus the inertia, as scikit-learn's. ``labels_`` is set when the rows were in
+    memory (not after ``fit("dataset")``: use ``predict`` on the rows you want labelled).
     """
 
     _algorithm = "kmeans"
@@ -865,13 +882,14 @@ class KMeans(_Estimator):
         "tol": (False, 0, False, False),
         "n_init": (True, 1, False, False),
     }
+    _hyper_words: ClassVar = {"n_init": {"auto": 1}}  # scikit-learn's: one k-means++ run
 
     def __init__(
         self,
         n_clusters: int = 8,
         max_iter: int = 300,
         tol: float = 1e-4,
-        n_init: int = 3,
+        n_init: int | str = 3,
         *,
         partitions: int = 4,
         engine: str = "local",
@@ -894,7 +912,7 @@ class KMeans(_Estimator):
             "k": self.n_clusters,
             "max_iter": self.max_iter,
             "tol": self.tol,
-            "n_init": self.n_init,
+            "n_init": self._resolved("n_init"),
         }
 
     def _round_cap(self) -> int | None:
