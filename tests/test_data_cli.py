@@ -161,6 +161,24 @@ def test_tampered_file_names_the_rows(home: Path, train: Path, cli) -> None:
     assert "row 3 differs from the committed row" in line
 
 
+def test_csv_id_cell_edited_to_text_is_a_finding_naming_its_row(
+    home: Path, tmp_path: Path, cli
+) -> None:
+    """It was exit 2, "not a readable CSV file", for auditors and operators alike."""
+    path = tmp_path / "people.csv"
+    path.write_text("id,x\n" + "".join(f"{i},{i * 0.5}\n" for i in range(40)))
+    ok_json(cli("data", "commit", path, "--id-column", "id", "--home", home, "--json"))
+    path.write_text(path.read_text().replace("\n12,6.0\n", "\n1z,6.0\n"))
+    v = ok_json(cli("data", "verify", path, "--home", home, "--json"), code=1)
+    assert v["missing"] == [12] and v["unreadable_ids"] == [{"row": 13, "text": "1z"}]
+    rc, out, _ = cli("data", "verify", path, "--home", home)
+    assert rc == 1 and "missing (1): 12" in out
+    assert "file rows whose id is not an int (1): 13 ('1z')" in out
+    a = ok_json(cli("audit", "--home", home, "--data", path, "--json"), code=1)
+    assert {"kind": "data", "where": "dataset people v1, file row 13",
+            "detail": f"its id '1z' is not an int ({path})"} in a["findings"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "edit, expected",
     [

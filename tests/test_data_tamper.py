@@ -285,9 +285,35 @@ def test_csv_int_cell_zero_padded_is_a_change(committed_csv) -> None:
         {"column": "n", "committed": "int", "found": "string"}
     ]
     edit_cell(path, 21, "n", str(n))
-    edit_cell(path, 3, "id", "003")
-    with pytest.raises(ValueError, match="column 'id' is read as int here but holds '003'"):
-        verify(path, body, store)
+    edit_cell(path, 3, "id", "003")  # an id cell: the row can no longer be placed by its id
+    result = verify(path, body, store)
+    assert not result["ok"] and result["missing"] == [3]
+    assert result["changed"] == result["added"] == []
+    assert result["unreadable_ids"] == [{"row": 4, "text": "003"}]
+
+
+@pytest.mark.parametrize("text", ["50a", "", "7.5", "+12"])
+def test_csv_id_cell_that_is_no_int_is_named_by_its_row_anywhere_in_the_file(
+    tmp_path: Path, text: str
+) -> None:
+    """The whole verify failed (exit 2): in the first block, the file was "not a readable CSV
+    file"; past it, column 'id' "holds '50a'", naming no row. Now the row is named by its
+    place in the file, the committed id it hid is missing, and every other row is checked."""
+    path = tmp_path / "big.csv"
+    rows = 60_000  # past the first 1 MiB block, where CSV types are inferred
+    pd.DataFrame({"id": range(rows), "v": np.arange(rows) * 0.5}).to_csv(path, index=False)
+    store = MemoryStore()
+    body = commit(path, id_column="id", store=store)
+    for at in (10, 55_000):  # the first block, and a later one
+        edit_cell(path, at, "id", text)
+    edit_cell(path, 30_000, "v", "1.25")  # and a value elsewhere
+    result = verify(path, body, store, batch_rows=4096)
+    assert not result["ok"]
+    assert result["missing"] == [10, 55_000] and result["changed"] == [30_000]
+    assert result["unreadable_ids"] == [
+        {"row": 11, "text": text},
+        {"row": 55_001, "text": text},
+    ]
 
 
 def test_feather_tamper(tmp_path: Path) -> None:

@@ -221,6 +221,31 @@ def test_tampered_partition_refuses_and_the_job_fails_with_the_row_ids(toy):
     assert verify_home(home).ok
 
 
+def test_a_csv_id_cell_edited_to_text_refuses_naming_the_row_and_the_missing_id(tmp_path):
+    """The map task failed with "column 'id' is read as int here but holds '4x1'", a read
+    error naming no row, instead of refusing on the record like any other tamper."""
+    parquet, data = tmp_path / "toy.parquet", tmp_path / "toy.csv"
+    write_toy(parquet, rows=5000)
+    pq.read_table(parquet).to_pandas().to_csv(data, index=False)
+    home = tmp_path / "home"
+    with Ledger.init(home) as led:
+        commit_dataset(led, data, "id", name="toy")
+    lines = data.read_text().splitlines()
+    lines[4002] = "4x1" + lines[4002][len("4001") :]  # the row of id 4001
+    data.write_text("\n".join(lines) + "\n")
+    with Ledger.open(home) as led, pytest.raises(TrainingFailed) as exc:
+        train(led, data="toy", algorithm="logistic", target="label", partitions=2)
+    assert str(exc.value).endswith(
+        f"refused to compute: {data} does not match its commitment: missing [4001] (1 row); "
+        "ids that are not ints at file rows [4002 ('4x1')] (1 row)"
+    )
+    with Ledger.open(home, readonly=True) as led:
+        (end,) = list(led.entries(kind="job.end"))
+    assert end.body["status"] == "failed" and end.body["missing"] == [4001]
+    assert end.body["unreadable_ids"] == [{"row": 4002, "text": "4x1"}]
+    assert verify_home(home).ok
+
+
 @pytest.mark.parametrize(
     ("column", "values", "algorithm", "target", "message"),
     [

@@ -679,6 +679,10 @@ def _data_differences(r: dict[str, Any], path: Path) -> list[tuple[str, str]]:
         for what in ("changed", "missing", "added")
         for rid in r.get(what, [])
     ]
+    out += [
+        (f"{label}, file row {u['row']}", f"its id {u['text']!r} is not an int ({path})")
+        for u in r.get("unreadable_ids", [])
+    ]
     if r.get("schema"):
         out.append((label, f"schema differs from the commitment: {r['schema']}"))
     return out

@@ -156,10 +156,10 @@ def prove(
         console.print(f"    {h}")
 
 
-def _ids(label: str, ids: list[Any]) -> None:
+def _ids(label: str, ids: list[Any], quote: bool = True) -> None:
     if not ids:
         return
-    shown = ", ".join(repr(i) for i in ids[:SHOWN_IDS])
+    shown = ", ".join(repr(i) if quote else str(i) for i in ids[:SHOWN_IDS])
     more = f" … and {len(ids) - SHOWN_IDS} more (--json lists all)" if len(ids) > SHOWN_IDS else ""
     console.print(f"  {label} ({len(ids)}): {shown}{more}", markup=False)
 
@@ -199,6 +199,11 @@ def verify(
             _ids("missing", result["missing"])
             _ids("added", result["added"])
             _ids("duplicate ids", result["duplicates"])
+            _ids(
+                "file rows whose id is not an int",
+                [f"{u['row']} ({u['text']!r})" for u in result["unreadable_ids"]],
+                quote=False,
+            )
             if result["schema"]:
                 _schema(result["schema"])
     if not result["ok"]:

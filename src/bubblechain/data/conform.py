@@ -11,16 +11,17 @@ no committed row contains. Only the rows that really differ then differ.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_numpy import as_numpy
+from .arrow_numpy import as_arrow, as_numpy
 from .digest import ColumnsDigest, feed_columns
 from .encoding import (
+    ID_KINDS,
     EncodedColumn,
     EncodedRows,
     arrow_type,
@@ -46,7 +47,12 @@ def open_for_schema(data: Any, schema: dict, batch_rows: int) -> tuple[Source, d
     converted here, so that one bad cell does not make the whole read fail.
     """
     source = open_source(data, batch_rows=batch_rows)
-    found = describe_schema(source.schema, schema["id_column"], source.label)
+    seen = source.schema
+    if source.kind == "CSV file":  # ids edited to "7.5" make a float column: text here
+        i = seen.get_field_index(schema["id_column"])
+        if i >= 0 and column_kind(seen.field(i).type) not in ID_KINDS:
+            seen = seen.set(i, pa.field(schema["id_column"], pa.string()))
+    found = describe_schema(seen, schema["id_column"], source.label)
     if source.kind == "CSV file":
         # A CSV column's kind is a guess from its first block; where the committed kind
         # reads every such value too (any text is a string, an int is a float, an empty
@@ -63,10 +69,50 @@ def open_for_schema(data: Any, schema: dict, batch_rows: int) -> tuple[Source, d
                 column["type"] = was
         names = set(source.schema.names)
         types = {n: pa.large_string() for n, _ in value_columns(schema) if n in names}
-        if id_kind(schema) != "null":
-            types[schema["id_column"]] = arrow_type(id_kind(schema))
+        id_column, kind = schema["id_column"], id_kind(schema)
+        if kind == "int":  # as text: a cell edited to "50a" is a row, not an unreadable file
+            types[id_column] = pa.large_string()
+        elif kind != "null":
+            types[id_column] = arrow_type(kind)
         source = open_source(data, batch_rows=batch_rows, csv_column_types=types)
+        if kind == "int" and id_column in names:
+            source = _int_ids_set_aside(source, id_column)
     return source, found
+
+
+def _int_ids_set_aside(source: Source, id_column: str) -> Source:
+    """``source`` with its id column (read as text) converted to int ids, each row whose id
+    is not an int as written (``50a``, ``007``, empty) set aside in ``unreadable``.
+
+    The row is then missing from its id's place, so its committed id is reported
+    missing, and the row itself is named by its position and text, instead of the
+    whole file failing to read at the first such cell.
+    """
+    unreadable: dict[int, str] = {}
+    schema = source.schema.set(
+        source.schema.get_field_index(id_column), pa.field(id_column, pa.int64())
+    )
+
+    def batches(columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
+        pos = 0
+        for batch in source.batches(columns):
+            n, i = batch.num_rows, batch.schema.get_field_index(id_column)
+            if i < 0:
+                yield batch
+                pos += n
+                continue
+            text = batch.column(i)
+            ids, bad = convert(text, "int")
+            bad |= as_numpy(ids.is_null())
+            if bad.any():
+                for at in np.flatnonzero(bad).tolist():
+                    unreadable[pos + at] = text[at].as_py()
+                keep = as_arrow(~bad)
+                batch, ids = batch.filter(keep), ids.filter(keep)
+            yield batch.set_column(i, id_column, ids)
+            pos += n
+
+    return Source(source.label, schema, batches, source.kind, source._rows, unreadable=unreadable)
 
 
 def schema_diff(committed: dict, found: dict) -> dict | None:

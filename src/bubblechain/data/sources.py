@@ -46,6 +46,10 @@ class Source:
     _batches: Callable[[Sequence[str] | None], Iterator[pa.RecordBatch]]
     kind: str
     _rows: Callable[[], int] | None = None
+    unreadable: dict[int, str] | None = None
+    """Rows set aside because their id cannot be read as the committed kind (a CSV id
+    cell edited to ``50a``): position in the file → the cell's text. Filled as the rows
+    are read (`conform.open_for_schema`); None where no row can be set aside."""
 
     def rows(self) -> int | None:
         """How many rows the source holds, if its metadata says without reading them."""

@@ -60,14 +60,16 @@ def verify(
 ) -> dict:
     """Compare ``data`` with ``commitment`` (a body returned by ``commit``).
 
-    Returns ``{"ok", "changed", "missing", "added", "duplicates", "schema"}``:
-    ids (sorted) whose row differs, that were committed but are gone, that are
-    new, that now occur more than once (also counted as changed or added), and
-    the schema difference (None if none: else missing/added columns and changed
-    types). Rows are compared on the committed columns: a dropped column
-    changes every row, an added column changes none (it is reported in
-    ``schema``). Raises DataError for unreadable input, a missing id column, a
-    null id, or artifacts that do not match the commitment.
+    Returns ``{"ok", "changed", "missing", "added", "duplicates", "unreadable_ids",
+    "schema"}``: ids (sorted) whose row differs, that were committed but are gone,
+    that are new, that now occur more than once (also counted as changed or added),
+    the rows whose id is no longer of the committed kind (`unreadable_ids`: a CSV
+    cell edited to text; their committed ids are missing), and the schema difference
+    (None if none: else missing/added columns and changed types). Rows are compared
+    on the committed columns: a dropped column changes every row, an added column
+    changes none (it is reported in ``schema``). Raises DataError for unreadable
+    input, a missing id column, a null id, or artifacts that do not match the
+    commitment.
     """
     schema = commitment["schema"]
     source, found = open_for_schema(data, schema, batch_rows)
@@ -88,15 +90,27 @@ def verify(
     for empty in range(expected, len(parts)):
         diff.partition(empty, None)
     drift = schema_diff(schema, found)
+    unreadable = unreadable_ids(source)
     result = {
-        "ok": not (diff.changed or diff.missing or diff.added or drift or scan.duplicates),
+        "ok": not (
+            diff.changed or diff.missing or diff.added or drift or scan.duplicates or unreadable
+        ),
         "changed": sorted(diff.changed),
         "missing": sorted(diff.missing),
         "added": sorted(diff.added),
         "duplicates": sorted(scan.duplicates),
+        "unreadable_ids": unreadable,
         "schema": drift,
     }
     return result
+
+
+def unreadable_ids(source: Any) -> list[dict[str, Any]]:
+    """The rows of ``source`` (anything with `Source.unreadable`) read so far whose id is
+    not of the committed kind: ``{"row", "text"}``, ``row`` counted from 1 after the
+    header, in file order."""
+    found = sorted((source.unreadable or {}).items())
+    return [{"row": pos + 1, "text": text} for pos, text in found]
 
 
 class _Diff:

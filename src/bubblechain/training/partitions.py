@@ -42,7 +42,7 @@ from ..data.digest import ColumnsDigest
 from ..data.encoding import EncodedRows, canonical_ids, id_kind, value_columns
 from ..data.engine import Run
 from ..data.sources import open_source
-from ..data.verify import _Diff
+from ..data.verify import _Diff, unreadable_ids
 from ..merkle import root_from_buffer
 
 _SHOW = 20
@@ -52,17 +52,31 @@ _BATCH_ROWS = 1 << 16
 class PartitionTampered(ValueError):
     """A partition's rows do not match the dataset commitment."""
 
-    def __init__(self, source: str, changed: list, missing: list, added: list):
+    def __init__(
+        self,
+        source: str,
+        changed: list,
+        missing: list,
+        added: list,
+        unreadable: list[dict[str, Any]] | None = None,
+    ):
         self.changed, self.missing, self.added = changed, missing, added
+        self.unreadable = unreadable or []
         parts = [
             f"{what} {_ids(ids)}"
             for what, ids in (("changed", changed), ("missing", missing), ("added", added))
             if ids
         ]
+        if self.unreadable:
+            shown = [f"{u['row']} ({u['text']!r})" for u in self.unreadable]
+            parts.append(f"ids that are not ints at file rows {_ids(shown)}")
         super().__init__(f"{source} does not match its commitment: {'; '.join(parts)}")
 
     def summary(self) -> dict[str, Any]:
-        return {"changed": self.changed, "missing": self.missing, "added": self.added}
+        out = {"changed": self.changed, "missing": self.missing, "added": self.added}
+        if self.unreadable:
+            out["unreadable_ids"] = self.unreadable[:1000]
+        return out
 
 
 class UnusableValues(ValueError):
@@ -199,7 +213,7 @@ def verified_rows(
     size = commitment["partition_rows"]
     keys = range(start // size, (stop - 1) // size + 1)
     src, _ = open_for_schema(source, schema, _BATCH_ROWS)
-    cursor = cursor or ReadCursor(src.batches)
+    cursor = cursor or ReadCursor(src.batches, src.unreadable)
     table = None
     columnar = (parts[k].index_format == ROWS_DIGEST_FORMAT and parts[k].rows_digest for k in keys)
     if all(columnar) and src.rows() == commitment["rows"]:
@@ -210,7 +224,8 @@ def verified_rows(
         # A mismatch after stopping early may only mean rows stored further on (a file
         # in another order, which changes nothing): the whole file is read before refusing.
         if not _verify(rows, span, schema, store, final=rows.whole):
-            rows = span.read(ReadCursor(src.batches), early=False, label=src.label)
+            cursor = ReadCursor(src.batches, src.unreadable)
+            rows = span.read(cursor, early=False, label=src.label)
             _verify(rows, span, schema, store, final=True)
         table = pa.Table.from_batches([b for b, _ in rows.chunks], schema=src.schema)
     return table.slice(start - keys[0] * size, stop - start), src.label
@@ -268,9 +283,14 @@ class ReadCursor:
     ``state``, what its reader needs to pick up (None: start over).
     """
 
-    def __init__(self, open_batches: Callable[[], Iterator[pa.RecordBatch]]):
+    def __init__(
+        self,
+        open_batches: Callable[[], Iterator[pa.RecordBatch]],
+        unreadable: dict[int, str] | None = None,
+    ):
         self.lock = threading.Lock()  # held by the read using it; others read without
         self._open = open_batches
+        self.unreadable = unreadable  # its source's rows set aside (`Source.unreadable`)
         self._it: Iterator[pa.RecordBatch] | None = None
         self._held: tuple[int, pa.RecordBatch] | None = None
         self.state: Any = None
@@ -302,6 +322,8 @@ class _Rows:
     chunks: list[tuple[pa.RecordBatch, pa.Array]]
     whole: bool
     """False if reading stopped before the end of the file (an id-sorted file past the span)."""
+    unreadable: dict[int, str] | None = None
+    """The source's rows set aside so far: their id is not of the committed kind."""
 
 
 class _Span:
@@ -361,7 +383,7 @@ class _Span:
             order = pc.sort_indices(ids)
             table, ids = table.take(order).combine_chunks(), ids.take(order)
             kept = [(batch, ids.slice(o, len(batch))) for o, batch in _batches(table)]
-        return _Rows(label, kept, whole)
+        return _Rows(label, kept, whole, cursor.unreadable)
 
     def split(self, ids: pa.Array) -> Iterator[tuple[int, int, int]]:
         """(partition, start, stop) of each partition's rows among sorted ``ids`` of the span."""
@@ -459,7 +481,11 @@ def _verify(rows: _Rows, span: _Span, schema: dict, store: Any, final: bool) -> 
         diff.check(Run(k, run_ids, leaves, root_from_buffer(leaves), digest, fmt))
     if diff.changed or diff.missing or diff.added:
         raise PartitionTampered(
-            rows.label, sorted(diff.changed), sorted(diff.missing), sorted(diff.added)
+            rows.label,
+            sorted(diff.changed),
+            sorted(diff.missing),
+            sorted(diff.added),
+            unreadable_ids(rows),
         )
     return True  # a format 1 partition whose leaves artifact differs but whose root matches
 
@@ -539,7 +565,7 @@ def read_rows(
 def partition_cursor(source: str, commitment: dict) -> ReadCursor:
     """A cursor over what `read_partition` reads of ``source`` for ``commitment``."""
     src, _ = open_for_schema(source, commitment["schema"], _BATCH_ROWS)
-    return ReadCursor(src.batches)
+    return ReadCursor(src.batches, src.unreadable)
 
 
 def plain_cursor(source: str, features: Sequence[str], target: str | None) -> ReadCursor:

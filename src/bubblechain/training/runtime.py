@@ -386,6 +386,11 @@ class Coordinator:
             for k in ("changed", "missing", "added", "unusable")
             if any(k in m.body for m in refusals)
         }
+        unreadable = {  # the same set-aside rows, as each worker that read them names them
+            (u["row"], u["text"]): u for m in refusals for u in m.body.get("unreadable_ids", [])
+        }
+        if unreadable:
+            details["unreadable_ids"] = sorted(unreadable.values(), key=lambda u: u["row"])
         self._fail(reason, details=details)
 
     def _fail(self, reason: str, details: dict | None = None) -> None:
