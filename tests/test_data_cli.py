@@ -174,6 +174,9 @@ def test_csv_id_cell_edited_to_text_is_a_finding_naming_its_row(
     rc, out, _ = cli("data", "verify", path, "--home", home)
     assert rc == 1 and "missing (1): 12" in out
     assert "file rows whose id is not an int (1): 13 ('1z')" in out
+    line = one_line_error(cli("data", "prove", path, "--row", "12", "--home", home))
+    assert line.endswith("no row with id 12; file row 13 has an id that is no int: '1z'")
+    ok_json(cli("data", "prove", path, "--row", "13", "--home", home, "--json"))
     a = ok_json(cli("audit", "--home", home, "--data", path, "--json"), code=1)
     assert {"kind": "data", "where": "dataset people v1, file row 13",
             "detail": f"its id '1z' is not an int ({path})"} in a["findings"]  # fmt: skip

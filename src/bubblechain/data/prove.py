@@ -107,7 +107,9 @@ def _find_row(source, schema: dict, rid: int | str, kind: str) -> EncodedRows:
             found.append(encode(batch.filter(hit)))
     count = sum(len(f) for f in found)
     if count == 0:
-        raise DataError(f"{source.label}: no row with id {rid!r}")
+        odd = sorted((source.unreadable or {}).items())
+        hint = f"; file row {odd[0][0] + 1} has an id that is no int: {odd[0][1]!r}" if odd else ""
+        raise DataError(f"{source.label}: no row with id {rid!r}{hint}")
     if count > 1:
         raise DataError(f"{source.label}: id {rid!r} occurs {count} times")
     return found[0]
