@@ -157,7 +157,9 @@ def test_kmeans_inertia_is_that_of_the_final_centres_when_iterations_stop_the_ru
             KMeans(5, tol=0, iterations=2, ledger=led, engine="inline").fit(X),
             KMeans(5, tol=0, iterations=2, ledger=led, engine="inline").fit("x"),
         ):
-            assert fitted.inertia_ == pytest.approx(-fitted.score(X), rel=1e-12)
+            named = hasattr(fitted, "feature_names_in_")  # fit("x"): the dataset's columns
+            rows = pa.table({"a": X[:, 0], "b": X[:, 1]}) if named else X
+            assert fitted.inertia_ == pytest.approx(-fitted.score(rows), rel=1e-12)
             assert fitted.inertia_ < float(fitted.params_["inertia"])
         final = list(led.entries(kind="model.final"))[-1]
     assert final.body["value"] == fitted.inertia_  # the job's evaluation round
@@ -248,7 +250,12 @@ def test_dataframes_keep_feature_names_and_predict_picks_columns_by_name():
     est = GaussianNB().fit(X, y)
     assert list(est.feature_names_in_) == list(X.columns)
     shuffled = X[list(reversed(X.columns))].assign(extra=1.0)
-    np.testing.assert_array_equal(est.predict(shuffled), est.predict(X.to_numpy()))
+    with pytest.warns(UserWarning, match="X does not have valid feature names, but GaussianNB"):
+        by_place = est.predict(X.to_numpy())  # scikit-learn warns: columns taken by place
+    np.testing.assert_array_equal(est.predict(shuffled), by_place)
+    unnamed = GaussianNB().fit(X.to_numpy(), y)
+    with pytest.warns(UserWarning, match="X has feature names, but GaussianNB was fitted without"):
+        unnamed.predict(X)
     with pytest.raises(ValueError, match="lacks the feature columns"):
         est.predict(X.drop(columns=[X.columns[0]]))
     table = pa.Table.from_pandas(X)

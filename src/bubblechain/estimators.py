@@ -624,6 +624,15 @@ class _Estimator:
         self._check_fitted()
         arr, names = _as_matrix(X)
         fitted = getattr(self, "feature_names_in_", None)
+        if (fitted is None) != (names is None):  # as scikit-learn warns: columns taken by place
+            cls = type(self).__name__
+            _warn(
+                f"X has feature names, but {cls} was fitted without feature names"
+                if fitted is None
+                else f"X does not have valid feature names, but {cls} was fitted with "
+                "feature names",
+                UserWarning,
+            )
         if fitted is not None and names is not None and list(fitted) != names:
             missing = [f for f in fitted if f not in names]
             if missing:
