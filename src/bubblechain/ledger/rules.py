@@ -8,6 +8,7 @@ judged the same way wherever it is checked.
 from __future__ import annotations
 
 import base64
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -111,6 +112,16 @@ class LedgerState:
             if found is not None:
                 self._cache_bubble(bubble, found)
         return found
+
+    def copy(self) -> LedgerState:
+        """An independent state equal to this one: what each goes on to accept changes
+        only itself (every value it holds is immutable; the mappings are copied)."""
+        other = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, dict):
+                setattr(other, name, dict(value))
+        other.delta = Delta(**{k: dict(v) for k, v in vars(self.delta).items()})
+        return other
 
     def bubble_table(self) -> dict[str, BubbleRecord]:
         """Every bubble's state and owner; complete only for a state without a store."""

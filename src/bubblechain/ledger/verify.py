@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -161,8 +162,55 @@ def check_copy(
     ``checked``: signatures already checked in another copy, skipped here; those
     this copy checks are added to it.
     """
-    out: list[Finding] = []
-    view = CopyView(label)
+    run = _CopyRun(store, genesis, label)
+    while run.request is not None:
+        run.send(_replay_block(run.state, run.tree, run.request, checked))
+    return run.out, run.view
+
+
+_Request = tuple[int, int, int, list[tuple]]
+"""A block to replay: its height, first log index, count and stored message rows."""
+
+_Replayed = tuple[bytes, list[tuple[str, str, str]]]
+"""A replay's digest of the rows and its findings (kind, what, detail), unplaced."""
+
+
+class _CopyRun:
+    """One copy's check, paused at each block it replays (`request`) until `send` gives
+    the replay's outcome: the replay can then be one shared by copies whose replays so
+    far and whose next block's rows are the same, which give the same outcome."""
+
+    def __init__(
+        self, store: Store, genesis: Genesis, label: str, notes: _NoteChecks | None = None
+    ) -> None:
+        self.label = label
+        self.notes = notes or _NoteChecks()
+        self.out: list[Finding] = []
+        self.view = CopyView(label)
+        # everything in memory: trust nothing the store derived
+        self.state = LedgerState(genesis)
+        self.tree = merkle.CompactTree()
+        self._steps = _check_steps(self, store, genesis)
+        self.request: _Request | None = None
+        self._advance(None)
+
+    def _advance(self, value: _Replayed | None) -> None:
+        try:
+            self.request = self._steps.send(value)
+        except StopIteration:
+            self.request = None
+
+    def send(self, replayed: _Replayed) -> None:
+        self._advance(replayed)
+
+    def fork(self, other: _CopyRun) -> None:
+        """Go on from ``other``'s state and log, as replaying the same blocks gave them."""
+        self.state, self.tree = other.state.copy(), other.tree.copy()
+
+
+def _check_steps(run: _CopyRun, store: Store, genesis: Genesis) -> Generator[_Request, Any, None]:
+    label, view = run.label, run.view
+    out = run.out
 
     def find(kind: str, what: str, detail: str) -> None:
         out.append(Finding(kind, _where(label, what), detail))
@@ -172,18 +220,17 @@ def check_copy(
     try:
         if store.genesis.hash != genesis.hash:
             find("store", str(store.path), "holds a different genesis than the pinned one")
-            return out, view
+            return
     except StoreError as e:
         find("store", str(store.path), str(e))
-        return out, view
+        return
 
     all_cosigs: dict[int, dict[str, str]] = {}
     for hh, name, line in store.con.execute(
         f"SELECT height, witness, {text_col('line')} FROM cosignatures"
     ):
         all_cosigs.setdefault(hh, {})[name] = line
-    state = LedgerState(genesis)  # everything in memory: trust nothing the store derived
-    tree = merkle.CompactTree()
+    # run.state and run.tree: read anew after each replay, which a fork may replace
     prev: bytes | None = None
     expected_height = 0
     replay_ok = True
@@ -227,24 +274,36 @@ def check_copy(
                 f"… but block {h - 1} hashes to {want_prev[:16]}…",
             )
         prev = computed
-        if replay_ok and hdr["first"] != tree.size:
+        if replay_ok and hdr["first"] != run.tree.size:
             find(
                 "block",
                 f"block {h}",
-                f"starts at entry {hdr['first']} but the log before it has {tree.size} entries",
+                f"starts at entry {hdr['first']} but the log before it has {run.tree.size} entries",
             )
             replay_ok = False
         if replay_ok:
-            view.contents[h] = _replay_block(store, state, tree, h, hdr, find, checked)
-            if tree.root().hex() != hdr["root"]:
+            first, count = hdr["first"], hdr["count"]
+            rows = store.message_rows(first, first + count)
+            digest, found = yield (h, first, count, rows)
+            view.contents[h] = digest
+            for kind, what, detail in found:
+                find(kind, what, detail)
+            if run.tree.root().hex() != hdr["root"]:
                 find(
                     "root",
                     f"block {h}",
                     "header root does not match the log recomputed from "
-                    f"the stored messages ({tree.root().hex()[:16]}…)",
+                    f"the stored messages ({run.tree.root().hex()[:16]}…)",
                 )
         cosigners = _check_checkpoint(
-            row, hdr, genesis, all_cosigs.get(h, {}), computed, find, tree if replay_ok else None
+            row,
+            hdr,
+            genesis,
+            all_cosigs.get(h, {}),
+            computed,
+            find,
+            run.tree if replay_ok else None,
+            run.notes,
         )
         view.valid_cosigners[h] = cosigners
         if label != LEDGER:
@@ -265,51 +324,101 @@ def check_copy(
             non_final.append(h)
     view.pending = non_final
     _check_cached_tree(store, head, find)
-    view.size = tree.size if replay_ok else 0
+    view.size = run.tree.size if replay_ok else 0
     for _time, reason, _checkpoint in store.evidence():
         find("evidence", str(store.path), f"witness kept evidence of equivocation: {reason}")
     if replay_ok:
         extra = store.con.execute(
-            "SELECT idx FROM messages WHERE idx>=? ORDER BY idx LIMIT 5", (tree.size,)
+            "SELECT idx FROM messages WHERE idx>=? ORDER BY idx LIMIT 5", (run.tree.size,)
         ).fetchall()
         if extra:
             idx = ", ".join(str(r[0]) for r in extra)
             find("message", f"message {idx}", "stored but not covered by any block")
-        _check_derived(store, state, find)
-    return out, view
+        _check_derived(store, run.state, find)
 
 
-def _replay_block(store, state, tree, h, hdr, find, checked) -> bytes:
-    """Check a block's messages in order; return a digest of its stored rows."""
-    first, count = hdr["first"], hdr["count"]
-    rows = list(store.messages(start=first, stop=first + count))
+def check_copies(
+    stores: dict[str, Store], genesis: Genesis
+) -> dict[str, tuple[list[Finding], CopyView]]:
+    """`check_copy` of every store, the ledger's (``stores[LEDGER]``) first; the same
+    findings, but a block a replica holds as the ledger does, after the same blocks,
+    is replayed once for both.
+
+    The replicas' checks go on in step with the ledger's, sharing its state and log,
+    until one's next block to replay differs; that one goes on from a copy of them,
+    after the ledger's check, with the signatures it checked.
+    """
+    checked = CheckedSignatures()
+    notes = _NoteChecks()
+    runs = {label: _CopyRun(store, genesis, label, notes) for label, store in stores.items()}
+    led = runs.get(LEDGER)
+    following = [r for r in runs.values() if r is not led]
+    parted: list[_CopyRun] = []
+    while led is not None:
+        for r in list(following):
+            if r.request is None:  # done, with the state of the blocks it replayed
+                following.remove(r)
+            elif r.request != led.request:
+                r.fork(led)
+                following.remove(r)
+                parted.append(r)
+        if led.request is None:
+            break
+        replayed = _replay_block(led.state, led.tree, led.request, checked)
+        led.send(replayed)
+        for r in following:
+            r.state, r.tree = led.state, led.tree
+            r.send(replayed)
+    checked.seal()  # the ledger's signatures, for the replicas
+    for r in parted if led is not None else following:
+        while r.request is not None:
+            r.send(_replay_block(r.state, r.tree, r.request, checked))
+    return {label: (r.out, r.view) for label, r in runs.items()}
+
+
+def _replay_block(
+    state: LedgerState,
+    tree: merkle.CompactTree,
+    request: _Request,
+    checked: CheckedSignatures | None,
+) -> _Replayed:
+    """Check a block's messages in order; return a digest of its stored rows and the
+    findings, placed as in the ledger's copy."""
+    h, first, count, rows = request
+    found: list[tuple[str, str, str]] = []
+
+    def find(kind: str, what: str, detail: str) -> None:
+        found.append((kind, what, detail))
+
     digest = hashlib.sha256()
     for r in rows:
-        digest.update(r.idx.to_bytes(8, "big") + r.sig + len(r.payload).to_bytes(4, "big"))
-        digest.update(r.payload)
-    got = {r.idx for r in rows}
-    for idx in range(first, first + count):
-        if idx not in got:
-            find("message", f"message {idx} (block {h})", "missing from the store")
-    for r in rows:
-        where = f"message {r.idx} (block {h})"
-        if r.block != h:
-            find("message", where, f"stored as part of block {r.block}")
+        digest.update(r[0].to_bytes(8, "big") + r[7] + len(r[6]).to_bytes(4, "big"))
+        digest.update(r[6])
+    if len(rows) != count:
+        got = {r[0] for r in rows}
+        for idx in range(first, first + count):
+            if idx not in got:
+                find("message", f"message {idx} (block {h})", "missing from the store")
+    for idx, mid, block, kind, sender, stored_leaf, payload, sig in rows:
+        where = f"message {idx} (block {h})"
+        if block != h:
+            find("message", where, f"stored as part of block {block}")
         try:
-            m, leaf, key, known = _parse(r, state, checked)
+            m, leaf, key, known = _parse(payload, sig, state, checked)
         except Rejected as e:
             find("message", where, f"malformed: {e}")
-            ss = _lenient_sender_seq(r.payload)
+            ss = _lenient_sender_seq(payload)
             if ss is not None and ss[0] in state.nodes:
                 state.seqs[ss[0]] = ss[1]
-            tree.append(merkle.leaf_hash(r.sig + r.payload))
+            tree.append(merkle.leaf_hash(sig + payload))
             state.size += 1
             continue
-        if m.id != r.id:
+        if m.id != mid:
             find("message", where, "stored id does not match the payload's hash")
-        if (m.kind, m.sender) != (r.kind, r.sender):
+        f = m.fields
+        if (f["kind"], f["sender"]) != (kind, sender):
             find("message", where, "stored kind/sender columns differ from the signed payload")
-        if leaf != r.leaf:
+        if leaf != stored_leaf:
             find("message", where, "stored leaf hash does not match the entry")
         try:
             state.check(m, verify_sig=not known)
@@ -327,11 +436,11 @@ def _replay_block(store, state, tree, h, hdr, find, checked) -> bytes:
     for _ in range(count - len(rows)):
         tree.append(b"\0" * 32)
         state.size += 1
-    return digest.digest()
+    return digest.digest(), found
 
 
 def _parse(
-    r: Any, state: LedgerState, checked: CheckedSignatures | None
+    payload: bytes, sig: bytes, state: LedgerState, checked: CheckedSignatures | None
 ) -> tuple[Message, bytes, bytes | None, bool]:
     """A stored entry as a Message, with its leaf, its key in ``checked`` (None if its
     sender is unknown) and whether another copy checked it already.
@@ -346,7 +455,6 @@ def _parse(
     the payload has the very leaf of the entry checked, so only a signature of the
     checked length may take the shortcut.
     """
-    payload, sig = bytes(r.payload), bytes(r.sig)
     leaf = merkle.leaf_hash(sig + payload)
     if checked is not None and checked.sealed and len(sig) == SIG_LEN:
         try:
@@ -362,10 +470,31 @@ def _parse(
     m = Message.from_parts(payload, sig)
     node = state.nodes.get(m.sender) if checked is not None else None
     key = checked.key(leaf, node[0]) if node is not None else None
-    return m, leaf, key, key is not None and key in checked
+    return m, leaf, key, key is not None and checked.sealed and key in checked
 
 
-def _check_checkpoint(row: BlockRow, hdr, genesis: Genesis, cosigs, computed, find, tree):
+class _NoteChecks:
+    """Outcomes of recent checkpoint signature checks: the copies hold the same checkpoint
+    and cosignatures of a block, checked one copy after the other."""
+
+    _KEEP = 1024
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple, bool] = {}
+
+    def check(self, verify: Any, body: bytes, sig: NoteSignature, signer: Any) -> bool:
+        key = (verify, body, sig.name, sig.key_id, sig.signature, signer.name, signer.public_key)
+        ok = self._seen.get(key)
+        if ok is None:
+            if len(self._seen) >= self._KEEP:
+                self._seen.clear()
+            ok = self._seen[key] = verify(body, sig, signer)
+        return ok
+
+
+def _check_checkpoint(
+    row: BlockRow, hdr, genesis: Genesis, cosigs, computed, find, tree, memo: _NoteChecks
+):
     h = row.height
     try:
         note = SignedNote.parse(row.checkpoint)
@@ -383,7 +512,9 @@ def _check_checkpoint(row: BlockRow, hdr, genesis: Genesis, cosigs, computed, fi
         find("checkpoint", f"block {h}", "checkpoint root does not match the recomputed log")
     if cp.extensions != (block_extension(h, computed),):
         find("checkpoint", f"block {h}", "checkpoint does not commit to this block's header")
-    if not any(verify_note_signature(note.body, s, genesis.sequencer) for s in note.signatures):
+    if not any(
+        memo.check(verify_note_signature, note.body, s, genesis.sequencer) for s in note.signatures
+    ):
         find("signature", f"block {h}", "checkpoint is not signed by the genesis sequencer key")
     valid: set[str] = set()
     for name, line in sorted(cosigs.items()):
@@ -396,7 +527,7 @@ def _check_checkpoint(row: BlockRow, hdr, genesis: Genesis, cosigs, computed, fi
         except ValueError as e:
             find("cosignature", f"block {h}", f"cosignature by {name} is malformed: {e}")
             continue
-        if verify_cosignature(note.body, sig, w):
+        if memo.check(verify_cosignature, note.body, sig, w):
             valid.add(name)
         else:
             find(
@@ -675,10 +806,7 @@ def verify_home(home: Any = None, genesis: Genesis | None = None) -> Report:
             with contextlib.suppress(sqlite3.DatabaseError):  # its check reports it
                 store.freeze()
         settling = settling or is_appending(h.lock, unknown=False)
-        checked = CheckedSignatures()
-        for label, store in [(LEDGER, led), *replicas.items()]:
-            f, view = check_copy(store, genesis, label, checked)
-            checked.seal()  # the ledger's signatures, for the replicas
+        for label, (f, view) in check_copies({LEDGER: led, **replicas}, genesis).items():
             findings += f
             copies[label] = view
         for name, rep in replicas.items():
