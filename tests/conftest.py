@@ -27,6 +27,15 @@ def home(tmp_path: Path) -> Path:
     return h
 
 
+def home_of_notes(path: Path, notes: int, block_size: int, text: str = "note {i:03d}") -> Path:
+    """A ledger home at ``path`` holding ``notes`` note messages, in blocks of ``block_size``."""
+    Ledger.init(path).close()
+    with Ledger.open(path, block_size=block_size) as led:
+        for i in range(notes):
+            led.append("note", {"text": text.format(i=i)})
+    return path
+
+
 @pytest.fixture
 def cli():
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import rewrite_and_resign
+from conftest import home_of_notes, rewrite_and_resign
 
 from bubblechain.crypto.keys import Identity
 from bubblechain.ledger import Ledger, Message
@@ -19,11 +19,7 @@ BLOCK = 8
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    h = tmp_path / "home"
-    Ledger.init(h).close()
-    with Ledger.open(h, block_size=BLOCK) as led:
-        for i in range(N_NOTES):
-            led.append("note", {"text": f"note {i:03d}"})
+    h = home_of_notes(tmp_path / "home", N_NOTES, BLOCK)
     assert not (h / "ledger.db-wal").exists()  # everything is in the main file now
     assert verify_home(h).ok
     return h

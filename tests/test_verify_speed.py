@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import home_of_notes
 
 from bubblechain.home import Home
-from bubblechain.ledger import Ledger
 from bubblechain.ledger.genesis import read_genesis
 from bubblechain.ledger.store import Store
 from bubblechain.ledger.verify import LEDGER, check_copies, check_copy, verify_home
@@ -19,12 +19,7 @@ BLOCK = 8
 
 @pytest.fixture
 def filled(tmp_path: Path) -> Path:
-    h = tmp_path / "home"
-    Ledger.init(h).close()
-    with Ledger.open(h, block_size=BLOCK) as led:
-        for i in range(60):
-            led.append("note", {"text": f"note {i:03d}"})
-    return h
+    return home_of_notes(tmp_path / "home", 60, BLOCK)
 
 
 def _db(home: Path, copy: str) -> sqlite3.Connection:

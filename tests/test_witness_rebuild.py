@@ -11,7 +11,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import rewrite_and_resign, tree_digest
+from conftest import home_of_notes, rewrite_and_resign, tree_digest
 
 from bubblechain.crypto.keys import Identity
 from bubblechain.ledger import Ledger, Message
@@ -23,12 +23,7 @@ BLOCK = 4
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    h = tmp_path / "home"
-    Ledger.init(h).close()
-    with Ledger.open(h, block_size=BLOCK) as led:
-        for i in range(10):
-            led.append("note", {"text": f"note {i}"})
-    return h
+    return home_of_notes(tmp_path / "home", 10, BLOCK, "note {i}")
 
 
 def replica(home: Path, name: str) -> Path:
