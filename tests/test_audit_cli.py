@@ -208,6 +208,25 @@ def test_data_name_given(home, cli, tmp_path):
     )
 
 
+def test_data_schema_change_is_one_finding_in_words(home, cli, tmp_path):
+    """The id column rewritten as text: said as `data verify` says it, not as a dict."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src, _copy = _committed(home, cli, tmp_path)
+    ids = [str(i) for i in range(50)]
+    pq.write_table(pa.table({"id": ids, "x": [float(i) for i in range(50)]}), src)
+    code, out, _ = cli("audit", "--home", home, "--replay", "none", "--data", src)
+    assert code == 1
+    assert (
+        "✗ data dataset churn v1: schema differs from the commitment: column id is string, "
+        f"committed int ({src})"
+    ) in out.splitlines()
+    code, out, _ = cli("audit", "--home", home, "--replay", "none", "--data", src, "--json")
+    (finding,) = [f for f in json.loads(out)["findings"] if f["kind"] == "data"]
+    assert finding["detail"].startswith("schema differs from the commitment: column id is string")
+
+
 def test_data_name_not_committed(home, cli, tmp_path):
     _src, copy = _committed(home, cli, tmp_path)
     code, out, err = cli(

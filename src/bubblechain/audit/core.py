@@ -26,6 +26,7 @@ from ..algorithms.registry import get as get_algorithm
 from ..artifacts import ArtifactCorrupt, ArtifactMissing
 from ..crypto.note import NoteSignature, SignedNote, verify_cosignature
 from ..data.artifacts import load_index
+from ..data.conform import describe_schema_diff
 from ..data.ledger import datasets, default_dataset_name, verify_dataset
 from ..errors import Rejected, StoreError, UsageError
 from ..home import Home, resolve_home
@@ -684,7 +685,8 @@ def _data_differences(r: dict[str, Any], path: Path) -> list[tuple[str, str]]:
         for u in r.get("unreadable_ids", [])
     ]
     if r.get("schema"):
-        out.append((label, f"schema differs from the commitment: {r['schema']}"))
+        drift = describe_schema_diff(r["schema"])
+        out.append((label, f"schema differs from the commitment: {drift} ({path})"))
     return out
 
 

@@ -25,6 +25,7 @@ from rich.progress import (
 )
 
 from ..data import ledger as data_ledger
+from ..data.conform import describe_schema_diff
 from ..ledger import Ledger
 from .common import (
     EXIT_FINDINGS,
@@ -165,14 +166,7 @@ def _ids(label: str, ids: list[Any], quote: bool = True) -> None:
 
 
 def _schema(drift: dict[str, Any]) -> None:
-    parts = []
-    if drift["missing_columns"]:
-        parts.append("missing columns " + ", ".join(drift["missing_columns"]))
-    if drift["added_columns"]:
-        parts.append("added columns " + ", ".join(drift["added_columns"]))
-    for c in drift["changed_types"]:
-        parts.append(f"column {c['column']} is {c['found']}, committed {c['committed']}")
-    console.print("  schema differs: " + "; ".join(parts), markup=False)
+    console.print("  schema differs: " + describe_schema_diff(drift), markup=False)
 
 
 @app.command()

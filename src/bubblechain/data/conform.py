@@ -131,6 +131,18 @@ def schema_diff(committed: dict, found: dict) -> dict | None:
     return diff if any(diff.values()) else None
 
 
+def describe_schema_diff(diff: dict) -> str:
+    """A `schema_diff` in words, for people: 'column id is string, committed int'."""
+    parts = []
+    if diff["missing_columns"]:
+        parts.append("missing columns " + ", ".join(diff["missing_columns"]))
+    if diff["added_columns"]:
+        parts.append("added columns " + ", ".join(diff["added_columns"]))
+    for c in diff["changed_types"]:
+        parts.append(f"column {c['column']} is {c['found']}, committed {c['committed']}")
+    return "; ".join(parts)
+
+
 def convert(arr: pa.Array, kind: str) -> tuple[pa.Array, np.ndarray]:
     """``arr`` cast to ``kind`` where exact, and a mask of the values that could not be."""
     if pa.types.is_dictionary(arr.type):
