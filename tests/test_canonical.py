@@ -46,6 +46,20 @@ def test_loads_rejects_non_canonical(text):
         canonical.loads(text)  # ... but not the canonical encoding
 
 
+@pytest.mark.parametrize(
+    "payload, why",
+    [
+        (b'{"a":"\\ud800"}', "lone UTF-16 surrogate"),  # escaped: valid JSON, not encodable
+        (b'{"a":"\xed\xa0\x80"}', "not valid JSON"),  # a surrogate's bytes: not UTF-8
+        ('{"a":1}'.encode("utf-16"), "not valid JSON"),  # canonical JSON is UTF-8 only
+    ],
+)
+def test_loads_says_why_text_is_refused(payload, why):
+    with pytest.raises(ValueError, match=why) as e:
+        canonical.loads(payload)
+    assert type(e.value) is ValueError  # not a codec error naming no JSON at all
+
+
 def test_unsafe_integer_is_refused():
     with pytest.raises(ValueError, match="canonical JSON"):
         canonical.dumps({"t": 2**60})

@@ -53,7 +53,12 @@ def _fast_path_ok(obj: Any) -> bool:
 def dumps(obj: Any) -> bytes:
     """Encode `obj` as RFC 8785 canonical JSON bytes."""
     if _fast_path_ok(obj):
-        return _fast(obj).encode()
+        try:
+            return _fast(obj).encode()
+        except UnicodeEncodeError:
+            raise ValueError(
+                "not representable as canonical JSON: a string holds a lone UTF-16 surrogate"
+            ) from None
     try:
         return rfc8785.dumps(obj)
     except rfc8785.CanonicalizationError as e:
@@ -66,10 +71,14 @@ def _parse_int(text: str) -> int | float:
     return n if -MAX_SAFE <= n <= MAX_SAFE else float(n)
 
 
+# One decoder for every call: `json.loads` with a hook builds a new one each time.
+_decode = json.JSONDecoder(parse_int=_parse_int).decode
+
+
 def decode(data: bytes) -> Any:
     """Decode JSON whose bytes are known to be canonical (checked by `loads` before):
     the same value `loads` gives, without encoding it again to compare."""
-    return json.loads(data, parse_int=_parse_int)
+    return _decode(str(data, "utf-8"))  # canonical JSON is UTF-8, nothing else
 
 
 def loads(data: bytes) -> Any:
