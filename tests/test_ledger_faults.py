@@ -229,6 +229,21 @@ def test_one_unusable_witness_does_not_stop_a_2_of_3_ledger(home, cli, fault):
         assert led.status()["witnesses"][2]["error"] == f"unusable: {reason}"
 
 
+def test_status_shows_a_dash_not_none_for_a_replica_it_cannot_read(home, cli):
+    """A witness whose replica holds no readable head has no height or size: a dash, as
+    for its cosigning time (the table said 'None'); --json keeps null."""
+    _, reason = _break_witness(home, "w3", "replica-garbage")
+    code, out, _ = cli("status", "--home", home)
+    assert code == 0
+    (row,) = [line.split(maxsplit=4) for line in out.splitlines() if line.startswith("w3 ")]
+    problem = f"unusable: {reason} (`bubblechain witness rebuild w3`)"
+    assert [cell.strip() for cell in row] == ["w3", "-", "-", "-", problem]
+    assert "None" not in out
+    code, out, _ = cli("status", "--home", home, "--json")
+    w3 = json.loads(out)["witnesses"][2]
+    assert (w3["height"], w3["size"]) == (None, None)
+
+
 def test_below_quorum_of_usable_witnesses_refuses_to_write_naming_each(home, cli):
     _, r1 = _break_witness(home, "w1", "key-deleted")
     _, r3 = _break_witness(home, "w3", "replica-garbage")

@@ -117,8 +117,8 @@ def status(home: HomeOpt = None, json_: JsonOpt = False) -> None:
         ts = w.get("cosigned_at")
         t.add_row(
             w["name"],
-            str(w["height"]),
-            str(w["size"]),
+            "-" if w["height"] is None else str(w["height"]),  # no head read: no number
+            "-" if w["size"] is None else str(w["size"]),
             _time(ts * 1_000_000) if ts else "-",
             w.get("error") or w.get("unchecked") or "",
         )
