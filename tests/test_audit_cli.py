@@ -291,3 +291,69 @@ def test_verify_json_a_block_without_quorum_is_pending_in_every_copy(home, cli):
     copies = json.loads(out)["copies"]
     for label, c in copies.items():  # only w3's cosignature of block 1 is left anywhere
         assert (c["height"], c["final_height"], c["pending"]) == (1, 0, [1]), label
+
+
+# -- --genesis: a malformed pinned genesis says which field, in words ---------------------------
+
+
+def _genesis_edits():
+    """(edit of the genesis document, the words that say what is wrong with it)."""
+
+    def witness(g, **changes):  # the first witness changed; a field None is removed
+        first = {**g["witnesses"][0], **changes}
+        first = {k: v for k, v in first.items() if v is not None}
+        return {**g, "witnesses": [first, *g["witnesses"][1:]]}
+
+    return [
+        (
+            lambda g: {k: v for k, v in g.items() if k != "quorum"},
+            "the genesis has no field 'quorum'",
+        ),
+        (lambda g: {**g, "quorum": "two"}, "genesis field 'quorum' is not a whole number: \"two\""),
+        (lambda g: witness(g, key=None), "witness w1 has no field 'key'"),
+        (lambda g: witness(g, name=None), "witness 1 of 3 has no field 'name'"),
+        (lambda g: witness(g, name=7), "the name of witness 1 of 3 is not text: 7"),
+        (lambda g: witness(g, key="AAAA"), "the key of witness w1 is not a 32-byte Ed25519 key"),
+        (
+            lambda g: {**g, "admin": {**g["admin"], "key": "!!"}},
+            "the key of the admin is not base64",
+        ),
+        (
+            lambda g: {**g, "witnesses": {"w1": 1}},
+            "genesis field 'witnesses' is not a list: {\"w1\": 1}",
+        ),
+        (
+            lambda g: witness(g, name="w2"),
+            "node names in the genesis must be distinct: w2 names more than one node",
+        ),
+        (lambda g: [g], "the genesis is not a JSON object"),
+    ]
+
+
+def test_a_malformed_genesis_names_its_field_in_words(home, cli, tmp_path):
+    """It said "genesis is missing or has a malformed field: 'quorum'" (a KeyError's
+    text), "invalid literal for int() with base 10: 'two'", or base64's "Only base64
+    data is allowed", naming no field."""
+    from bubblechain.crypto import canonical
+
+    g = json.loads((home / "genesis.json").read_text())
+    for i, (edit, says) in enumerate(_genesis_edits()):
+        pinned = tmp_path / f"g{i}.json"
+        pinned.write_bytes(canonical.dumps(edit(g)))
+        code, out, err = cli("audit", "--home", home, "--genesis", pinned, "--replay", "none")
+        assert (code, out) == (2, "")
+        assert err == f"error: --genesis {pinned} is not a genesis file: {says}\n"
+
+
+def test_a_home_whose_genesis_lacks_a_field_says_which(home, cli):
+    from bubblechain.crypto import canonical
+
+    g = json.loads((home / "genesis.json").read_text())
+    del g["quorum"]
+    (home / "genesis.json").write_bytes(canonical.dumps(g))
+    code, out, err = cli("status", "--home", home)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: genesis file {home / 'genesis.json'} is malformed: "
+        "the genesis has no field 'quorum'\n"
+    )
