@@ -390,6 +390,40 @@ def test_a_genesis_or_key_file_that_is_json_but_no_object_is_one_line(home, cli,
     )  # fmt: skip
 
 
+_SEED = "A" * 43 + "="  # 32 bytes of base64
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        ("not json", "not JSON"),
+        ('{"v":1,"type":"ed25519","name":"admin"}', "it has no field 'private'"),
+        (f'{{"v":1,"type":"ed25519","private":"{_SEED}"}}', "it has no field 'name'"),
+        (
+            f'{{"v":1,"type":"ed25519","name":5,"private":"{_SEED}"}}',
+            "its field 'name' is not text",
+        ),
+        ('{"v":1,"type":"ed25519","name":"admin","private":5}', "its field 'private' is not text"),
+        (
+            '{"v":1,"type":"ed25519","name":"admin","private":"@@@"}',
+            "its private key is not base64",
+        ),
+        (
+            '{"v":1,"type":"ed25519","name":"admin","private":"AAAA"}',
+            "its private key is 3 bytes, not 32",
+        ),
+    ],
+)
+def test_a_malformed_key_file_says_what_is_wrong_in_words(home, cli, content, says):
+    """It printed what Python said: "Expecting value: line 1 column 1 (char 0)", a
+    KeyError's "'private'", "'int' object is not iterable", "Only base64 data is allowed",
+    "The seed must be exactly 32 bytes long"."""
+    key = home / "keys" / "admin.key"
+    key.write_text(content)
+    code, out, err = cli("note", "x", "--home", home)
+    assert (code, out, err) == (2, "", f"error: key file {key} is malformed: {says}\n")
+
+
 def test_a_checkpoint_height_beyond_any_integer_is_one_line(home, cli):
     code, out, err = cli("checkpoint", "--home", home, "--height", str(2**63))
     assert (code, out) == (2, "") and err.strip() == (

@@ -144,13 +144,31 @@ class Identity(PublicIdentity):
                 "it must be 0600 (chmod 600 it)"
             )
         try:
-            doc = json.loads(raw)
-            if not isinstance(doc, dict) or (doc.get("type"), doc.get("v")) != (
-                "ed25519",
-                _KEY_FILE_VERSION,
-            ):
-                raise ValueError("not a bubblechain ed25519 key file")
-            seed = base64.b64decode(doc["private"], validate=True)
-            return cls(doc["name"], nacl.signing.SigningKey(seed))
-        except (ValueError, KeyError, TypeError, nacl.exceptions.CryptoError) as e:
+            return cls._parse(raw)
+        except ValueError as e:
             raise KeyFileError(f"key file {path} is malformed: {e}") from None
+
+    @classmethod
+    def _parse(cls, raw: bytes) -> Identity:
+        """A key file's bytes as an identity; a ValueError says in words what is wrong."""
+        try:
+            doc = json.loads(raw)
+        except ValueError:  # not JSON, or not UTF-8
+            raise ValueError("not JSON") from None
+        if not isinstance(doc, dict) or (doc.get("type"), doc.get("v")) != (
+            "ed25519",
+            _KEY_FILE_VERSION,
+        ):
+            raise ValueError("not a bubblechain ed25519 key file")
+        for field in ("name", "private"):
+            if field not in doc:
+                raise ValueError(f"it has no field {field!r}")
+            if not isinstance(doc[field], str):
+                raise ValueError(f"its field {field!r} is not text")
+        try:
+            seed = base64.b64decode(doc["private"], validate=True)
+        except ValueError:  # binascii.Error, or text that is not ASCII
+            raise ValueError("its private key is not base64") from None
+        if len(seed) != 32:  # an Ed25519 seed
+            raise ValueError(f"its private key is {len(seed)} bytes, not 32")
+        return cls(doc["name"], nacl.signing.SigningKey(seed))  # a bad name: ValueError
