@@ -552,6 +552,32 @@ def test_bad_training_input_is_one_line_exit_2_and_no_job(tmp_path, cli, args, m
     assert _jobs_on(home) == [] and verify_home(home).ok
 
 
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        (["lr=0.1"], "unknown hyperparameter lr for logistic; valid: C, max_iter, tol"),
+        (["a=1", "b=2"], "unknown hyperparameters a, b for logistic; valid: C, max_iter, tol"),
+        (["max_iter=abc"], 'hyperparameter max_iter of logistic must be an integer, got "abc"'),
+        (["max_iter=2.5"], "hyperparameter max_iter of logistic must be an integer, got 2.5"),
+        (["tol=null"], "hyperparameter tol of logistic must be a number, got null"),
+        (["C=[1]"], "hyperparameter C of logistic must be a number, got [1]"),
+    ],
+)
+def test_a_bad_hyperparameter_is_said_in_words(toy, cli, params, says):
+    """It printed Python lists and type names: "unknown hyperparameter(s) ['lr'] for
+    'logistic'; valid: ['C', 'max_iter', 'tol']", "... 'max_iter' of 'logistic' must be
+    int", without the value given."""
+    home, _ = toy
+    flags = [a for p in params for a in ("--param", p)]
+    code, out, err = cli(
+        "train", "--data", "toy", "--target", "label", "--algorithm", "logistic", *flags,
+        "--home", home,
+    )  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err == f"error: hyperparameters for logistic: {says}\n"
+    assert _jobs_on(home) == []
+
+
 def test_a_dataset_a_job_could_only_fail_on_is_refused_before_it_starts(toy, cli, tmp_path):
     home, data = toy
     empty = tmp_path / "empty.parquet"

@@ -15,6 +15,7 @@ the BLAS library or its thread count.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -242,15 +243,24 @@ def as_features(X: Any, n_features: int | None = None) -> np.ndarray:
     return X
 
 
+def _shown(value: Any) -> str:
+    """A hyperparameter's value as given: JSON, as `--param KEY=VALUE` takes it."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):  # not JSON (a library caller's object)
+        return repr(value)
+
+
 def check_hyper(
     name: str, hyper: Mapping[str, Any] | None, defaults: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Defaults overlaid with ``hyper``, with the same types; unknown names are an error."""
     hyper = dict(hyper or {})
-    unknown = sorted(set(hyper) - set(defaults))
+    unknown = sorted(map(str, set(hyper) - set(defaults)))
     if unknown:
         raise ValueError(
-            f"unknown hyperparameter(s) {unknown} for {name!r}; valid: {sorted(defaults)}"
+            f"unknown hyperparameter{'s' * (len(unknown) > 1)} {', '.join(unknown)} for "
+            f"{name}; valid: {', '.join(sorted(defaults))}"
         )
     out = dict(defaults)
     for key, value in hyper.items():
@@ -260,8 +270,9 @@ def check_hyper(
                 raise ValueError
             out[key] = kind(value)
         except (TypeError, ValueError):
+            what = "an integer" if kind is int else "a number"
             raise ValueError(
-                f"hyperparameter {key!r} of {name!r} must be {kind.__name__}"
+                f"hyperparameter {key} of {name} must be {what}, got {_shown(value)}"
             ) from None
     return out
 
