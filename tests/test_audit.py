@@ -460,6 +460,55 @@ def test_a_plan_that_does_not_cover_the_rows_once(tmp_path, monkeypatch):
     assert "do not cover rows 0..4000 of toy exactly once" in f.detail
 
 
+def test_a_plan_finding_names_the_row_spans_in_words(tmp_path, monkeypatch, cli):
+    """The plan was printed as a Python list: "its partitions [[0, 1000], [0, 1000],
+    [1000, 4000]] do not cover ..."."""
+    from bubblechain.training import runtime
+
+    monkeypatch.setattr(
+        runtime, "plan", lambda rows, p, align=1: [[0, 1000], [0, 1000], [1000, rows]]
+    )
+    home, _, _, job = make_home(tmp_path)
+    monkeypatch.undo()
+    code, out, _ = cli("audit", "--home", home, "--replay", "none")
+    assert code == 1
+    assert (
+        f"✗ plan {job}: its partitions (rows 0..1000, 0..1000, 1000..4000) do not cover "
+        "rows 0..4000 of toy exactly once, in order"
+    ) in out.splitlines()
+
+
+def test_a_state_update_reducing_a_partition_twice_is_said_in_words(trained, cli):
+    """The coordinator's insider reduces partition 0's result twice and partition 1's not
+    at all, and re-signs every block: the flow finding listed "[0, 0, 2, 3]"."""
+    home, _, _, job = trained
+    con = _db(home)
+    idx, payload = con.execute(
+        "SELECT idx, payload FROM messages WHERE kind='state.update' ORDER BY idx LIMIT 1"
+    ).fetchone()
+    con.close()
+    old = Message.from_parts(payload, bytes(64))
+    results = sorted(old.body["results"], key=lambda r: r["partition"])
+    results[1] = results[0]
+    f = old.fields
+    forged = Message.create(
+        Identity.load(home / "keys" / "coordinator.key"),
+        old.kind,
+        dict(old.body, results=results),
+        seq=old.seq,
+        time_us=f["time"],
+        **{k: f[k] for k in ("bubble", "last", "state", "outputs", "code", "job")},
+        inputs=[r["message"] for r in results],
+    )
+    rewrite_and_resign(home, idx, forged)
+    code, out, _ = cli("audit", "--home", home, "--replay", "none")
+    assert code == 1
+    assert (
+        f"✗ flow message {idx} (state.update, {job}): reduces the results of partitions "
+        "0, 0, 2, 3, not one of each of the 4 partitions"
+    ) in out.splitlines()
+
+
 def test_initial_parameters_other_than_declared(tmp_path, monkeypatch):
     algo = get_algorithm("logistic")
     real = type(algo).initial_params

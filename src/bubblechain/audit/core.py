@@ -230,10 +230,13 @@ class _Auditor:
         contiguous = all(bounds[i] == bounds[i + 1] for i in range(1, len(bounds) - 1, 2))
         ordered = all(a <= b for a, b in spec["plan"])
         if not (bounds and bounds[0] == 0 and bounds[-1] == c["rows"] and contiguous and ordered):
+            spans = [f"{a}..{b}" for a, b in spec["plan"]]
+            if len(spans) > 8:
+                spans = [*spans[:8], f"… ({len(spans)} partitions)"]
             self.find(
                 "plan",
                 where,
-                f"its partitions {spec['plan']} do not cover rows "
+                f"its partitions (rows {', '.join(spans) or 'none'}) do not cover rows "
                 f"0..{c['rows']} of {c['name']} exactly once, in order",
             )
 
@@ -336,10 +339,12 @@ class _Auditor:
                     self.find("flow", where, f"misreports the result at index {res.index}")
                 seen.append(res.body["partition"])
             if sorted(seen) != list(range(parts)):
+                which = ", ".join(map(str, sorted(seen)))
                 self.find(
                     "flow",
                     where,
-                    f"reduces partitions {sorted(seen)}, not each of the {parts} exactly once",
+                    (f"reduces the results of partitions {which}" if seen else "reduces no result")
+                    + f", not one of each of the {parts} partitions",
                 )
 
     def replay_updates(self, led: Ledger, rec: JobRecord, algo) -> None:
