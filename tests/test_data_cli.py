@@ -533,3 +533,29 @@ def test_ctrl_c_during_a_commit_ends_it_in_one_line_with_no_worker_left(tmp_path
         time.sleep(0.1)
     assert not [k for k in kids if _alive(k)]
     assert verify_home(home).ok
+
+
+def test_a_partition_index_without_a_leaves_address_is_said_in_words(home, train, cli):
+    """A data.commit (signed with the committer's key) names an index artifact whose
+    first partition has no leaves address: verify said "KeyError: 'leaves'", data verify
+    "malformed: 'leaves'"."""
+    from bubblechain.crypto import canonical
+
+    with Ledger.open(home) as led:
+        body = commit_dataset(led, train, "id", name="train")
+        doc = json.loads(led.artifacts.get(body["partitions"]))
+        del doc["partitions"][0]["leaves"]
+        index = led.artifacts.put(canonical.dumps(doc))
+        keep = ("id", "index")
+        forged = {k: v for k, v in body.items() if k not in keep} | {"partitions": index}
+        forged["version"] = 2
+        at = led.append("data.commit", forged, outputs=[index]).index
+        led.flush()
+    code, out, _ = cli("verify", "--home", home)
+    assert code == 1
+    assert out.splitlines()[0] == (
+        f"✗ message {at} (data.commit train v2): partition index {index} is malformed: "
+        "partition 0 has no leaves address (a SHA-256 hex digest)"
+    )
+    line = one_line_error(cli("data", "verify", train, "--name", "train", "--home", home))
+    assert line == f"error: partition index {index}: malformed: no field 'leaves'"

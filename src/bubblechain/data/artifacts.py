@@ -147,6 +147,9 @@ def load_index(commitment: dict, get: Getter) -> list[Partition]:
         raise DataError(f"partition index {address}: {exc}") from None
     try:
         doc = json.loads(raw)
+    except ValueError:  # not JSON, or not UTF-8
+        raise DataError(f"partition index {address}: malformed: not JSON") from None
+    try:
         size = doc["partition_rows"]
         parts = [
             Partition(
@@ -161,7 +164,9 @@ def load_index(commitment: dict, get: Getter) -> list[Partition]:
         ]
     except DataError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except KeyError as exc:  # its text is the bare key: 'leaves'
+        raise DataError(f"partition index {address}: malformed: no field {exc.args[0]!r}") from None
+    except (ValueError, TypeError, AttributeError) as exc:
         raise DataError(f"partition index {address}: malformed: {exc}") from None
     where = f"partition index {address}"
     fmt = doc.get("format")

@@ -750,18 +750,34 @@ def _check_data_artifacts(store: Store, home: Home, out: list[Finding]) -> None:
             out.append(Finding("artifact", where, f"partition index {index} {checked[index]}"))
             continue
         try:
-            leaves = [p["leaves"] for p in json.loads(raw)["partitions"]]
-            if not all(isinstance(x, str) and _is_digest(x) for x in leaves):
-                raise ValueError("a leaves address is not a SHA-256 hex digest")
-        except (ValueError, KeyError, TypeError) as e:
-            detail = f"partition index {index} is malformed: {type(e).__name__}: {e}"
-            out.append(Finding("artifact", where, detail))
+            leaves = _index_leaves(raw)
+        except ValueError as e:
+            out.append(Finding("artifact", where, f"partition index {index} is malformed: {e}"))
             continue
         for i, digest in enumerate(leaves):
             wrong = problem(digest)
             if wrong is not None:
                 detail = f"leaves of partition {i} ({digest}) {wrong}"
                 out.append(Finding("artifact", where, detail))
+
+
+def _index_leaves(raw: bytes) -> list[str]:
+    """The leaves address of each partition in a partition index; a ValueError says in
+    words what is wrong with it."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:  # not JSON, or not UTF-8
+        raise ValueError("not JSON") from None
+    parts = doc.get("partitions") if isinstance(doc, dict) else None
+    if not isinstance(parts, list):
+        raise ValueError("it has no list of partitions")
+    leaves = []
+    for i, p in enumerate(parts):
+        address = p.get("leaves") if isinstance(p, dict) else None
+        if not (isinstance(address, str) and _is_digest(address)):
+            raise ValueError(f"partition {i} has no leaves address (a SHA-256 hex digest)")
+        leaves.append(address)
+    return leaves
 
 
 def _is_digest(s: str) -> bool:
