@@ -343,3 +343,74 @@ def test_a_lone_worker_killed_mid_task_is_retried_once_its_nanny_restarts_it(tmp
     for e in _entries(home, "state.update"):  # one recorded result per partition
         assert [r["partition"] for r in e.body["results"]] == [0, 1, 2, 3]
     assert verify_home(home).ok
+
+
+# -- an address where no scheduler answers: one line, at once, saying what it found --------
+
+
+@contextlib.contextmanager
+def _listening(answer: bytes | None):
+    """A TCP server on a free port that accepts connections and, on each, sends
+    ``answer`` (an HTTP reply, as a dashboard or proxy would) or stays silent."""
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = srv.accept()
+                held.append(conn)
+                if answer is not None:
+                    conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        srv.close()
+        for conn in held:
+            conn.close()
+
+
+def _closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        return s.getsockname()[1]
+
+
+def _start_fails(address: str, tmp_path: Path) -> tuple[str, float]:
+    t = time.monotonic()
+    with pytest.raises(UsageError) as e:
+        DaskEngine(scheduler=address).start(str(tmp_path / "artifacts"))
+    return str(e.value), time.monotonic() - t
+
+
+@pytest.mark.timeout(60)
+def test_no_scheduler_at_the_address_is_said_at_once_in_words(tmp_path, monkeypatch):
+    """A refused port used to wait out the 10 s connect timeout and say "Timed out"; a
+    port that answers in HTTP (a dashboard's, 8787) failed on a 3 EiB allocation; one that
+    accepts and stays silent hung the job for ever."""
+    monkeypatch.setattr(dask_engine, "CONNECT_SECONDS", 2)
+    address = f"tcp://127.0.0.1:{_closed_port()}"
+    msg, took = _start_fails(address, tmp_path)
+    assert msg == (
+        f"cannot reach Dask scheduler {address}: connection refused (is a scheduler "
+        "listening at that host and port?)"
+    )
+    assert took < 2
+    http = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+    with _listening(http) as address:
+        msg, took = _start_fails(address, tmp_path)
+    assert msg == (
+        f"cannot reach Dask scheduler {address}: it does not answer as a Dask scheduler "
+        "(another service's port? a scheduler's is usually 8786)"
+    )
+    assert took < 2
+    with _listening(None) as address:
+        msg, took = _start_fails(address, tmp_path)
+    assert msg == (
+        f"cannot reach Dask scheduler {address}: it accepts connections but gives no Dask "
+        "handshake within 2 s (another service's port? a scheduler's is usually 8786)"
+    )
+    assert took < 10

@@ -14,10 +14,12 @@ stores, and it is removed when the job ends (with the partitions its workers cac
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import contextlib
 import hashlib
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -25,6 +27,8 @@ from typing import Any
 import dask
 import distributed
 from distributed import Client, LocalCluster, WorkerPlugin
+from distributed.comm import connect
+from distributed.comm.addressing import parse_address, parse_host_port
 from distributed.comm.core import CommClosedError
 from distributed.scheduler import KilledWorker
 
@@ -64,6 +68,52 @@ def _worker_pid() -> int:
     return os.getpid()
 
 
+def _unreachable(address: str) -> str | None:
+    """Why no Dask scheduler answers at ``address``, found before the client tries: it
+    retries a refused connection for its whole timeout, and waits forever on a server
+    that accepts a connection but never answers the handshake (another service's port).
+    None if a scheduler answered, or if the address is not plain TCP (the client then
+    says what is wrong)."""
+    try:
+        scheme, loc = parse_address(address)
+        host, port = parse_host_port(loc, default_port=8786)
+    except (ValueError, TypeError):
+        return None
+    if scheme not in ("tcp", "tls"):
+        return None
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
+    except ConnectionRefusedError:
+        return "connection refused (is a scheduler listening at that host and port?)"
+    except socket.gaierror as e:
+        return f"unknown host {host} ({e.strerror})"
+    except TimeoutError:
+        return f"no answer within {CONNECT_SECONDS} s"
+    except OSError as e:
+        return e.strerror or str(e)
+    if scheme == "tls":
+        return None  # its handshake needs the TLS settings only the client has
+    with cf.ThreadPoolExecutor(1) as probing:  # its own loop: the caller may run one
+        try:
+            probing.submit(asyncio.run, _handshake(address)).result()
+        except TimeoutError:
+            return (
+                f"it accepts connections but gives no Dask handshake within {CONNECT_SECONDS}"
+                " s (another service's port? a scheduler's is usually 8786)"
+            )
+        except Exception:  # e.g. an HTTP reply, read as a frame length, asks for exabytes
+            return (
+                "it does not answer as a Dask scheduler (another service's port? a "
+                "scheduler's is usually 8786)"
+            )
+    return None
+
+
+async def _handshake(address: str) -> None:
+    comm = await asyncio.wait_for(connect(address, timeout=CONNECT_SECONDS), CONNECT_SECONDS)
+    await comm.close()
+
+
 class DaskEngine:
     name = "dask"
 
@@ -87,6 +137,9 @@ class DaskEngine:
         if self.scheduler is not None:
             if not self.scheduler.strip():
                 raise UsageError("--scheduler is empty: give the address as tcp://HOST:PORT")
+            why = _unreachable(self.scheduler)
+            if why is not None:
+                raise UsageError(f"cannot reach Dask scheduler {self.scheduler}: {why}")
             try:
                 self.client = Client(self.scheduler, timeout=CONNECT_SECONDS)
             except Exception as e:  # refused, timed out, or not a Dask scheduler at all
