@@ -66,7 +66,7 @@ def test_a_payload_edited_with_sql_replace_is_text_and_gives_the_blob_edits_find
     assert {
         ("message", where, "stored id does not match the payload's hash"),
         ("message", where, "stored leaf hash does not match the entry"),
-        ("message", where, "signature does not verify under 'admin''s registered key"),
+        ("message", where, "signature does not verify under the key registered to 'admin'"),
         ("checkpoint", "block 1", "checkpoint root does not match the recomputed log"),
         ("replica", where, "differs from witness w1's copy, which verifies"),
         ("replica", where, "differs from witness w2's copy, which verifies"),

@@ -55,7 +55,7 @@ def test_one_byte_of_a_stored_message_changed_in_the_file(home):
     idx, blk = 10, block_of(home, 10)  # note 009 is entry 10 (entry 0 is the genesis)
     w = wheres(home)
     where = f"message {idx} (block {blk})"
-    assert "signature does not verify under 'admin''s registered key" in w[where]
+    assert "signature does not verify under the key registered to 'admin'" in w[where]
     assert "stored id does not match the payload's hash" in w[where]
     assert any("header root does not match" in d for d in w[f"block {blk}"])
     assert "differs from witness w1's copy, which verifies" in w[where]
@@ -118,7 +118,7 @@ def test_a_replica_message_with_another_messages_signature_is_still_refused(home
     con.close()
     w = wheres(home)
     where = f"witness w2, message 10 (block {block_of(home, 10)})"
-    assert "signature does not verify under 'admin''s registered key" in w[where]
+    assert "signature does not verify under the key registered to 'admin'" in w[where]
     assert not [k for k in w if not k.startswith("witness w2")]
 
 

@@ -561,6 +561,8 @@ def test_bad_training_input_is_one_line_exit_2_and_no_job(tmp_path, cli, args, m
         (["max_iter=2.5"], "hyperparameter max_iter of logistic must be an integer, got 2.5"),
         (["tol=null"], "hyperparameter tol of logistic must be a number, got null"),
         (["C=[1]"], "hyperparameter C of logistic must be a number, got [1]"),
+        (["max_iter=true"], "hyperparameter max_iter of logistic must be an integer, got true"),
+        (["C=-1"], "C must be positive"),  # the algorithm not named twice
     ],
 )
 def test_a_bad_hyperparameter_is_said_in_words(toy, cli, params, says):
@@ -1093,3 +1095,40 @@ def test_two_predictions_into_the_same_out_file_each_write_whole(tmp_path):
     assert write_predictions(batches_of_a(), out) == 20
     assert pa.csv.read_csv(out).column("id").to_pylist() == list(range(20))
     assert [p.name for p in tmp_path.iterdir()] == ["p.csv"]
+
+
+def test_kmeans_n_init_auto_on_the_command_line_as_in_the_estimator(toy, cli):
+    """``KMeans(n_init="auto")`` was accepted, ``--param n_init=auto`` refused ("must be
+    an integer"); another word is refused naming the one it takes."""
+    home, _ = toy
+    args = ["train", "--data", "toy", "--algorithm", "kmeans", "--param", "k=3",
+            "--home", home]  # fmt: skip
+    code, out, err = cli(*args, "--param", "n_init=auto", "--json")
+    assert code == 0, err
+    (start,) = _jobs_on(home)
+    assert start["hyper"]["n_init"] == "auto"  # as given; the algorithm runs it once
+    code, out, err = cli(*args, "--param", "n_init=many")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: hyperparameters for kmeans: hyperparameter n_init of kmeans must be an "
+        'integer or "auto", got "many"\n'
+    )
+
+
+def test_missing_columns_are_named_in_words(toy, cli, tmp_path):
+    """They were Python lists: "feature columns ['nosuch'] are not in dataset 'toy'",
+    "... lacks the model's columns ['x2']"."""
+    home, data = toy
+    base = ["train", "--data", "toy", "--target", "label", "--algorithm", "logistic",
+            "--home", home]  # fmt: skip
+    code, _, err = cli(*base, "--features", "x0,nosuch,other")
+    assert (code, err) == (2, "error: feature columns nosuch, other are not in dataset 'toy'\n")
+    code, _, err = cli(*base, "--features", "x0,nosuch")
+    assert (code, err) == (2, "error: feature column nosuch is not in dataset 'toy'\n")
+    code, out, err = cli(*base, "--features", "x0,x2,x3", "--json")
+    assert code == 0, err
+    model = json.loads(out)["model"]
+    lacking = tmp_path / "lacking.parquet"
+    pq.write_table(pq.read_table(data).drop_columns(["x2", "x3"]), lacking)
+    code, _, err = cli("predict", lacking, "--model", model, "--home", home)
+    assert (code, err) == (2, f"error: {lacking} lacks the model's columns x2, x3\n")

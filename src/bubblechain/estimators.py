@@ -44,6 +44,7 @@ import numpy as np
 
 from .algorithms import _sums
 from .algorithms.base import Params, encode_arrays
+from .algorithms.kmeans import HYPER_WORDS as KMEANS_WORDS
 from .algorithms.kmeans import assign
 from .algorithms.local import fit_local
 from .algorithms.logistic import MAX_LS
@@ -891,7 +892,7 @@ class KMeans(_Estimator):
         "tol": (False, 0, False, False),
         "n_init": (True, 1, False, False),
     }
-    _hyper_words: ClassVar = {"n_init": {"auto": 1}}  # scikit-learn's: one k-means++ run
+    _hyper_words: ClassVar = KMEANS_WORDS  # scikit-learn's n_init="auto": one run
 
     def __init__(
         self,

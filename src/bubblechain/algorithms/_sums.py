@@ -252,9 +252,15 @@ def _shown(value: Any) -> str:
 
 
 def check_hyper(
-    name: str, hyper: Mapping[str, Any] | None, defaults: Mapping[str, Any]
+    name: str,
+    hyper: Mapping[str, Any] | None,
+    defaults: Mapping[str, Any],
+    words: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Defaults overlaid with ``hyper``, with the same types; unknown names are an error."""
+    """Defaults overlaid with ``hyper``, with the same types; unknown names are an error.
+
+    ``words``: the words a hyperparameter also takes, and the value each stands for
+    (k-means' ``n_init="auto"``, as in scikit-learn)."""
     hyper = dict(hyper or {})
     unknown = sorted(map(str, set(hyper) - set(defaults)))
     if unknown:
@@ -265,12 +271,18 @@ def check_hyper(
     out = dict(defaults)
     for key, value in hyper.items():
         kind = type(defaults[key])
+        said = (words or {}).get(key, {})
+        if isinstance(value, str) and value in said:
+            value = said[value]
         try:
             if kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            if isinstance(value, bool) and kind is not bool:  # true is no count: a slip
                 raise ValueError
             out[key] = kind(value)
         except (TypeError, ValueError):
             what = "an integer" if kind is int else "a number"
+            what += "".join(f' or "{w}"' for w in said)
             raise ValueError(
                 f"hyperparameter {key} of {name} must be {what}, got {_shown(value)}"
             ) from None

@@ -99,6 +99,10 @@ def lloyd(
     return centers, float(assign(X, centers)[1].sum())
 
 
+HYPER_WORDS: Mapping[str, Mapping[str, int]] = {"n_init": {"auto": 1}}
+"""scikit-learn's default since 1.4, ``n_init="auto"``: one k-means++ run."""
+
+
 class KMeans:
     """k-means as map/reduce/update; see the module docstring."""
 
@@ -115,7 +119,7 @@ class KMeans:
     }
 
     def initial_params(self, n_features: int, hyper: Mapping[str, Any], seed: int) -> Params:
-        h = _sums.check_hyper(self.name, hyper, self.defaults)
+        h = _sums.check_hyper(self.name, hyper, self.defaults, HYPER_WORDS)
         if h["k"] < 1 or h["max_iter"] < 1 or h["n_init"] < 1 or h["sample_size"] < 0:
             raise ValueError("kmeans: k, max_iter and n_init must be ≥ 1, sample_size ≥ 0")
         if not h["tol"] >= 0:

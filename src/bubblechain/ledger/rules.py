@@ -154,7 +154,7 @@ class LedgerState:
         if node is None:
             raise Rejected(f"sender {sender!r} is not registered")
         if verify_sig and not verify_signature(node[0], m.signed_bytes, m.signature):
-            raise Rejected(f"signature does not verify under {sender!r}'s registered key")
+            raise Rejected(f"signature does not verify under the key registered to {sender!r}")
         expected = self.seqs.get(sender, 0) + 1
         if f["seq"] != expected:
             if f["seq"] < expected and self.known(m.id):

@@ -63,7 +63,8 @@ def predictions(
     columns = list(dict.fromkeys([meta["id_column"], *meta["features"]]))
     missing = [c for c in columns if c not in names]
     if missing:
-        raise UsageError(f"{data} lacks the model's columns {missing}")
+        named = f"column{'s' * (len(missing) > 1)} {', '.join(missing)}"
+        raise UsageError(f"{data} lacks the model's {named}")
     for f in meta["features"]:
         kind = column_kind(source.schema.field(f).type)
         if kind not in NUMERIC_KINDS:

@@ -116,7 +116,10 @@ def choose_columns(
             raise UsageError(f"--features names column {twice[0]!r} more than once")
         missing = [f for f in features if f not in cols]
         if missing:
-            raise UsageError(f"feature columns {missing} are not in dataset {commitment['name']!r}")
+            raise UsageError(
+                f"feature column{'s' * (len(missing) > 1)} {', '.join(missing)} "
+                f"{'are' if len(missing) > 1 else 'is'} not in dataset {commitment['name']!r}"
+            )
         if target in features:
             raise UsageError(f"target column {target!r} cannot also be a feature")
         for f in features:
@@ -660,7 +663,8 @@ def train(
     try:
         params = algo.initial_params(len(feats), hyper, seed)
     except ValueError as e:
-        raise UsageError(f"hyperparameters for {algorithm}: {e}") from None
+        said = str(e).removeprefix(f"{algorithm}: ")  # the range checks name it too
+        raise UsageError(f"hyperparameters for {algorithm}: {said}") from None
     eng.start(ledger.artifacts.location)
     try:
         spec["engine"] = eng.describe()
