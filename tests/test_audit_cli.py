@@ -227,6 +227,34 @@ def test_data_schema_change_is_one_finding_in_words(home, cli, tmp_path):
     assert finding["detail"].startswith("schema differs from the commitment: column id is string")
 
 
+def test_data_rows_past_the_first_twenty_are_counted_in_one_finding(home, cli, tmp_path):
+    """A dropped column changes every row: audit gave one finding per row (a million for
+    a million rows); it names the first 20 and counts the rest, saying how to list them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src, _copy = _committed(home, cli, tmp_path)
+    pq.write_table(pa.table({"id": list(range(50))}), src)  # column x dropped
+    code, out, _ = cli("audit", "--home", home, "--replay", "none", "--data", src, "--json")
+    assert code == 1
+    found = [(f["where"], f["detail"]) for f in json.loads(out)["findings"]]
+    assert found[:20] == [
+        (f"dataset churn v1, row {i}", f"changed since the commitment ({src})") for i in range(20)
+    ]
+    assert found[20:] == [
+        (
+            "dataset churn v1",
+            f"30 more rows changed since the commitment ({src}); `bubblechain data verify "
+            f"{src} --name churn --version 1 --home {home} --json` lists every row",
+        ),
+        ("dataset churn v1", f"schema differs from the commitment: missing columns x ({src})"),
+    ]
+    code, out, err = cli(
+        "data", "verify", src, "--name", "churn", "--version", "1", "--json", "--home", home
+    )
+    assert code == 1 and json.loads(out)["changed"] == list(range(50)), err
+
+
 def test_data_name_not_committed(home, cli, tmp_path):
     _src, copy = _committed(home, cli, tmp_path)
     code, out, err = cli(

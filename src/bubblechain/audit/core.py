@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -539,12 +540,12 @@ class _Auditor:
                 continue
             ds, latest = r["name"], r["version"]
             about = {"path": str(path), "name": ds, "latest": latest}
-            found = _data_differences(r, path)
+            found = _data_differences(r, path, led.home.root)
             matched = latest if not found else None
             older = sorted((v for n, v in trained if n == ds and v != latest), reverse=True)
             for v in older if found else ():
                 try:
-                    if not _data_differences(verify_dataset(led, path, ds, v), path):
+                    if not _data_differences(verify_dataset(led, path, ds, v), path, led.home.root):
                         matched = v
                         break
                 except UsageError:
@@ -677,18 +678,45 @@ def _data_names(led: Ledger, opts: AuditOptions) -> list[str | None]:
     return out
 
 
-def _data_differences(r: dict[str, Any], path: Path) -> list[tuple[str, str]]:
+ROWS_NAMED = 20
+"""Rows of a data file named one finding each, per way they differ; one finding counts
+the rest (a dropped column changes every row: a million findings helped nobody)."""
+
+
+def _data_differences(r: dict[str, Any], path: Path, home: Path) -> list[tuple[str, str]]:
     """(where, detail) of each way a `verify_dataset` result differs from its commitment."""
     label = f"dataset {r['name']} v{r['version']}"
-    out = [
-        (f"{label}, row {rid}", f"{what} since the commitment ({path})")
-        for what in ("changed", "missing", "added")
-        for rid in r.get(what, [])
-    ]
+    full = shlex.join(
+        ["bubblechain", "data", "verify", str(path), "--name", r["name"], "--version",
+         str(r["version"]), "--home", str(home), "--json"]
+    )  # fmt: skip
+    full = f"`{full}`"
+    out: list[tuple[str, str]] = []
+    for what in ("changed", "missing", "added"):
+        rows = r.get(what, [])
+        out += [
+            (f"{label}, row {rid}", f"{what} since the commitment ({path})")
+            for rid in rows[:ROWS_NAMED]
+        ]
+        if len(rows) > ROWS_NAMED:
+            more = len(rows) - ROWS_NAMED
+            out.append(
+                (
+                    label,
+                    f"{more:,} more rows {what} since the commitment ({path}); {full} "
+                    "lists every row",
+                )
+            )
+    unreadable = r.get("unreadable_ids", [])
     out += [
         (f"{label}, file row {u['row']}", f"its id {u['text']!r} is not an int ({path})")
-        for u in r.get("unreadable_ids", [])
+        for u in unreadable[:ROWS_NAMED]
     ]
+    if len(unreadable) > ROWS_NAMED:
+        more = len(unreadable) - ROWS_NAMED
+        out.append(
+            (label, f"{more:,} more file rows whose id is not an int ({path}); {full} lists them")
+        )
     if r.get("schema"):
         drift = describe_schema_diff(r["schema"])
         out.append((label, f"schema differs from the commitment: {drift} ({path})"))
