@@ -255,6 +255,27 @@ def test_data_rows_past_the_first_twenty_are_counted_in_one_finding(home, cli, t
     assert code == 1 and json.loads(out)["changed"] == list(range(50)), err
 
 
+def test_data_file_not_readable_names_its_path_once(home, cli, tmp_path):
+    """It said the path twice: `✗ data p.parquet: p.parquet: not a readable Parquet file`."""
+    _committed(home, cli, tmp_path)
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 this is not Parquet")
+    code, out, err = cli(
+        "audit", "--home", home, "--replay", "none", "--data", bad, "--name", "churn"
+    )
+    assert (code, err) == (1, "")
+    assert out.splitlines()[0] == (
+        f"✗ data {bad}: not a readable Parquet file: Parquet magic bytes not found in footer. "
+        "Either the file is corrupted or this is not a parquet file."
+    )
+    code, out, _ = cli(
+        "audit", "--home", home, "--replay", "none", "--data", bad, "--name", "churn", "--json"
+    )
+    d = json.loads(out)
+    assert [(f["where"], f["detail"]) for f in d["findings"]] == [(str(bad), d["data"][0]["error"])]
+    assert d["data"][0]["error"].startswith("not a readable Parquet file: ")
+
+
 def test_data_name_not_committed(home, cli, tmp_path):
     _src, copy = _committed(home, cli, tmp_path)
     code, out, err = cli(

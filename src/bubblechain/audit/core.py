@@ -534,9 +534,10 @@ class _Auditor:
         for path, name in zip(self.opts.data, names, strict=True):
             try:
                 r = verify_dataset(led, path, name)
-            except UsageError as e:
-                self.find("data", str(path), str(e))
-                out.append({"path": str(path), "name": name, "matches": False, "error": str(e)})
+            except UsageError as e:  # the finding names the path: the text need not again
+                why = str(e).removeprefix(f"{path}: ")
+                self.find("data", str(path), why)
+                out.append({"path": str(path), "name": name, "matches": False, "error": why})
                 continue
             ds, latest = r["name"], r["version"]
             about = {"path": str(path), "name": ds, "latest": latest}
