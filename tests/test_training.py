@@ -617,7 +617,7 @@ def test_a_failure_after_job_start_ends_the_job_on_the_record(toy, cli):
     )  # fmt: skip
     assert code == 1 and len(err.strip().splitlines()) == 1
     (job,) = [j["job"] for j in _jobs_on(home)]
-    reason = f"ValueError: kmeans: k={ROWS + 1} clusters but only {ROWS} rows"
+    reason = f"kmeans: k={ROWS + 1} clusters but only {ROWS} rows"
     assert f"training failed (job {job}): {reason}" in err
     # --json says which job failed, and why, on stdout (it printed nothing)
     code, out, _ = cli("train", "--data", "toy", "--algorithm", "kmeans", "--param",

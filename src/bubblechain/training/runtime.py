@@ -174,6 +174,12 @@ def _coordinator(ledger: Ledger) -> Identity:
     return ident
 
 
+def _said(e: Exception) -> str:
+    """An error for the record and the user: a ValueError is the algorithms' and the
+    checks' own way to say what is wrong (its words suffice); any other, with its kind."""
+    return str(e) if type(e) is ValueError else f"{type(e).__name__}: {e}"
+
+
 def _reply_problem(msg: Message, reply: dict, job: str, it: int, p: int, attempt: int) -> str:
     """What is wrong with a worker's reply to task (job, it, p, attempt), or ''."""
     b = msg.body
@@ -306,7 +312,7 @@ class Coordinator:
                     reply = h.result()
                 except Exception as e:
                     if not self.engine.lost(e):  # the task raised: it would again
-                        self._fail(f"map task for partition {p} failed: {type(e).__name__}: {e}")
+                        self._fail(f"map task for partition {p} failed: {_said(e)}")
                     self._retry(iteration, p, attempts[p], e)  # its worker died
                     attempts[p] += 1
                     launch(p)
@@ -468,7 +474,7 @@ class Coordinator:
         except TrainingFailed:
             raise
         except Exception as e:  # anything else still ends the job on the record
-            self._fail(f"{type(e).__name__}: {e}")
+            self._fail(_said(e))
             raise  # unreachable: _fail raises
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM in the CLI
             with contextlib.suppress(TrainingFailed):
