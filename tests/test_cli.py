@@ -49,6 +49,20 @@ def test_init_note_status_log_verify(tmp_path, cli):
     assert code == 0 and "ledger verified: 2 messages in 2 blocks" in out
 
 
+def test_log_kind_unknown_is_refused_and_a_kind_without_messages_says_so(home, cli):
+    """Both printed an empty table header: a typo looked like a ledger without messages."""
+    code, out, err = cli("log", "--home", home, "--kind", "nosuch")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: --kind must be one of the message kinds (genesis, node.register, note, "
+        "data.commit, job.start, task.result, task.refused, task.retry, state.update, "
+        "model.final, job.end), not 'nosuch'\n"
+    )
+    assert cli("log", "--home", home, "--kind", "nosuch", "--json")[:2] == (2, "")
+    assert cli("log", "--home", home, "--kind", "job.start") == (0, "no job.start messages\n", "")
+    assert cli("log", "--home", home, "--kind", "job.start", "--json") == (0, "[]\n", "")
+
+
 def test_home_from_environment(tmp_path, cli):
     env = {"BUBBLECHAIN_HOME": str(tmp_path / "env-home")}
     assert cli("init", env=env)[0] == 0

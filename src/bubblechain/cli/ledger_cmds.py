@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..ledger import Ledger
+from ..ledger.kinds import KINDS
 from ..ledger.ledger import Entry
 from ..ledger.verify import verify_home
 from .common import (
@@ -137,10 +138,15 @@ def log(
     json_: JsonOpt = False,
 ) -> None:
     """The messages, newest last."""
+    if kind is not None and kind not in KINDS:
+        raise fail(f"--kind must be one of the message kinds ({', '.join(KINDS)}), not {kind!r}")
     with Ledger.open(home, readonly=True) as led:
         entries = [_entry_dict(e) for e in led.entries(kind=kind)]
     if json_:
         emit_json(entries)
+        return
+    if not entries:  # only with --kind: every ledger holds its genesis
+        console.print(Text(f"no {kind} messages"))
         return
     t = Table("index", "block", "time", "kind", "sender", "id", "body", box=None, pad_edge=False)
     for e in entries:
