@@ -220,6 +220,16 @@ def test_wrong_home(tmp_path, command):
     assert list(empty.iterdir()) == []
 
 
+def test_init_refuses_a_home_that_is_a_file(tmp_path, cli):
+    """It said the file 'already exists and is not empty', as of a directory in use."""
+    f = tmp_path / "afile"
+    f.write_text("x")
+    code, out, err = cli("init", "--home", f)
+    assert (code, out) == (2, "")
+    assert err == f"error: {f} is a file, not a directory; refusing to overwrite it\n"
+    assert f.read_text() == "x"
+
+
 def test_init_refuses_existing_home(home):
     before = tree_digest(home)
     r = run_cli_process("init", "--home", home)

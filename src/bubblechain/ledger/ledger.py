@@ -152,7 +152,9 @@ class Ledger:
         that every worker can reach; default HOME/artifacts.
         """
         root = resolve_home(home)
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{root} is a file, not a directory; refusing to overwrite it")
+        if root.exists() and any(root.iterdir()):
             raise UsageError(f"{root} already exists and is not empty; refusing to overwrite it")
         options.setdefault("lock_timeout", lock_wait_seconds())  # a bad value: nothing built
         if witnesses < 1:
