@@ -77,24 +77,34 @@ def _with_progress(source: Source, id_column: str, progress: Progress) -> Source
 
 
 MAX_NAME = 200
-_BREAKS = {"Cc", "Zl", "Zp"}  # control characters, line and paragraph separators
+NAME_RULE = (
+    "a dataset name holds no whitespace, '/', '\\' or control character and does not "
+    "start with '-' or '.'"
+)
 
 
 def dataset_name(data: Any, name: str | None) -> str:
     """The name ``data`` is committed under: ``name``, else the file's stem; in NFC, and
-    refused (UsageError) if tables, logs and later ``--name``/``--data`` lookups would
-    garble it: empty, over 200 characters, with a control character or line break, or
-    with spaces around it."""
+    refused (UsageError) if messages, tables, commands and later ``--name``/``--data``
+    lookups would garble or misread it: empty, over 200 characters, or against
+    `NAME_RULE` (a name with a space needs quoting in every command it is pasted into,
+    one with '/' reads as a path, one starting with '-' as an option)."""
     given = name if name is not None else default_dataset_name(data)
     problem = None
     if not given:
         problem = "is empty"
     elif len(given) > MAX_NAME:
         problem = f"is {len(given)} characters long (at most {MAX_NAME})"
-    elif any(unicodedata.category(c) in _BREAKS for c in given):
-        problem = "holds a control character or line break"
-    elif given != given.strip():
-        problem = "starts or ends with a space"
+    elif any(unicodedata.category(c) == "Cc" for c in given):
+        problem = f"holds a control character ({NAME_RULE})"
+    elif any(c.isspace() for c in given):
+        problem = f"holds whitespace ({NAME_RULE})"
+    elif "/" in given:
+        problem = f"holds a '/' ({NAME_RULE})"
+    elif "\\" in given:
+        problem = f"holds a '\\' ({NAME_RULE})"
+    elif given[0] in "-.":
+        problem = f"starts with '{given[0]}' ({NAME_RULE})"
     if problem is None:
         return _nfc(given)
     shown = repr(given[:60]) + ("…" if len(given) > 60 else "")
