@@ -79,7 +79,9 @@ def test_bad_signature_is_rejected(led):
     w = worker(led)
     m = Message.create(w, "note", {"text": "hi"}, seq=1)
     forged = Message.from_parts(m.payload, bytes(64))
-    with pytest.raises(Rejected, match="signature does not verify under 'worker-1'"):
+    with pytest.raises(
+        Rejected, match="signature does not verify under the key registered to 'worker-1'"
+    ):
         led.submit(forged)
     impostor = Identity.generate("worker-1")  # same name, other key
     with pytest.raises(Rejected, match="signature does not verify"):

@@ -78,27 +78,29 @@ def _with_progress(source: Source, id_column: str, progress: Progress) -> Source
 
 MAX_NAME = 200
 NAME_RULE = (
-    "a dataset name holds no whitespace, '/', '\\' or control character and does not "
-    "start with '-' or '.'"
+    "a dataset name holds no control character, line break, '/' or '\\', has no space at "
+    "either end, and does not start with '-' or '.'"
 )
+_BREAKS = {"Cc", "Zl", "Zp"}  # control characters, line and paragraph separators
 
 
 def dataset_name(data: Any, name: str | None) -> str:
     """The name ``data`` is committed under: ``name``, else the file's stem; in NFC, and
     refused (UsageError) if messages, tables, commands and later ``--name``/``--data``
     lookups would garble or misread it: empty, over 200 characters, or against
-    `NAME_RULE` (a name with a space needs quoting in every command it is pasted into,
-    one with '/' reads as a path, one starting with '-' as an option)."""
+    `NAME_RULE` (one with '/' reads as a path, one starting with '-' as an option).
+    Spaces inside a name are taken ("churn v2"), as in any script: names already on
+    ledgers hold them, and commands quote them."""
     given = name if name is not None else default_dataset_name(data)
     problem = None
     if not given:
         problem = "is empty"
     elif len(given) > MAX_NAME:
         problem = f"is {len(given)} characters long (at most {MAX_NAME})"
-    elif any(unicodedata.category(c) == "Cc" for c in given):
-        problem = f"holds a control character ({NAME_RULE})"
-    elif any(c.isspace() for c in given):
-        problem = f"holds whitespace ({NAME_RULE})"
+    elif any(unicodedata.category(c) in _BREAKS for c in given):
+        problem = f"holds a control character or line break ({NAME_RULE})"
+    elif given != given.strip():
+        problem = f"starts or ends with a space ({NAME_RULE})"
     elif "/" in given:
         problem = f"holds a '/' ({NAME_RULE})"
     elif "\\" in given:
