@@ -15,6 +15,7 @@ import math
 import secrets
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -692,32 +693,29 @@ def _data_differences(r: dict[str, Any], path: Path, home: Path) -> list[tuple[s
          str(r["version"]), "--home", str(home), "--json"]
     )  # fmt: skip
     full = f"`{full}`"
-    out: list[tuple[str, str]] = []
-    for what in ("changed", "missing", "added"):
-        rows = r.get(what, [])
-        out += [
-            (f"{label}, row {rid}", f"{what} since the commitment ({path})")
-            for rid in rows[:ROWS_NAMED]
-        ]
-        if len(rows) > ROWS_NAMED:
-            more = len(rows) - ROWS_NAMED
-            out.append(
-                (
-                    label,
-                    f"{more:,} more rows {what} since the commitment ({path}); {full} "
-                    "lists every row",
-                )
-            )
-    unreadable = r.get("unreadable_ids", [])
-    out += [
-        (f"{label}, file row {u['row']}", f"its id {u['text']!r} is not an int ({path})")
-        for u in unreadable[:ROWS_NAMED]
-    ]
-    if len(unreadable) > ROWS_NAMED:
-        more = len(unreadable) - ROWS_NAMED
-        out.append(
-            (label, f"{more:,} more file rows whose id is not an int ({path}); {full} lists them")
+    groups: list[tuple[list, Callable[[Any], tuple[str, str]], str]] = [
+        (
+            r.get(what, []),
+            lambda rid, what=what: (f"{label}, row {rid}", f"{what} since the commitment ({path})"),
+            f"more rows {what} since the commitment ({path}); {full} lists every row",
         )
+        for what in ("changed", "missing", "added")
+    ]
+    groups.append(
+        (
+            r.get("unreadable_ids", []),
+            lambda u: (
+                f"{label}, file row {u['row']}",
+                f"its id {u['text']!r} is not an int ({path})",
+            ),
+            f"more file rows whose id is not an int ({path}); {full} lists them",
+        )
+    )
+    out: list[tuple[str, str]] = []
+    for items, one, more in groups:
+        out += [one(x) for x in items[:ROWS_NAMED]]
+        if len(items) > ROWS_NAMED:
+            out.append((label, f"{len(items) - ROWS_NAMED:,} {more}"))
     if r.get("schema"):
         drift = describe_schema_diff(r["schema"])
         out.append((label, f"schema differs from the commitment: {drift} ({path})"))
